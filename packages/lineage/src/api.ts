@@ -1,0 +1,86 @@
+/**
+ * The public shape of the pair log. Implementations live beside this file;
+ * @tally/node, @tally/deal and the apps program against these types only.
+ */
+import type { CID, EntryBlock, EntryKind, PeerIdString } from '@tally/core'
+
+/** The two parties of a pair log. Its id is the CID of dagcbor({consumer, provider, type: 'tally-pair'}). */
+export interface PairDescriptor {
+  provider: PeerIdString
+  consumer: PeerIdString
+}
+
+export type PartyRole = 'provider' | 'consumer'
+
+/** One chain's head as both parties compare it on (re)connect. */
+export interface ChainHead {
+  author: PeerIdString
+  seq: number
+  cid: CID
+}
+
+export interface PairHeads {
+  provider: ChainHead | null
+  consumer: ChainHead | null
+}
+
+/** What `ingest` did with a batch of counterparty entries. */
+export interface IngestResult {
+  /** Entries newly stored, in chain order. */
+  added: EntryBlock[]
+  /** Entries already held byte-for-byte (idempotent re-delivery). */
+  duplicates: number
+}
+
+/** An extra key/value written in the same atomic batch as the entries (session state, dedup ids). */
+export interface MetaWrite {
+  key: string
+  /** `null` deletes the key. */
+  value: Uint8Array | null
+}
+
+export interface AppendOptions {
+  /** Entry time in ms; defaults to Date.now(). */
+  time?: number
+  /** Written atomically with the entry. */
+  meta?: MetaWrite[]
+}
+
+export interface IngestOptions {
+  meta?: MetaWrite[]
+}
+
+export type PairLogEvent = { type: 'entry'; block: EntryBlock; origin: 'local' | 'remote' }
+
+/** The pair log as one party holds it. */
+export interface PairLogApi {
+  readonly pair: PairDescriptor
+  readonly id: CID
+  /** The holder's identity's role in this pair. */
+  readonly role: PartyRole
+  readonly me: PeerIdString
+  readonly counterparty: PeerIdString
+
+  /** Append an entry by the holder; resolves only once it is durable. Concurrent appends share one durable write. */
+  append(kind: EntryKind, body: unknown, opts?: AppendOptions): Promise<EntryBlock>
+  /**
+   * Store the counterparty's entries (bytes or decoded blocks, in chain
+   * order, possibly with already-held ones). Verifies links, pair, author,
+   * and the signature of the last new entry of the batch (which covers the
+   * rest through the hash links). All or nothing: on any error nothing is
+   * stored. Throws GapError, ForeignPairError, BrokenLinkError,
+   * SignatureError, EquivocationError (carrying a proof), DecodeError.
+   */
+  ingest(blocks: readonly (Uint8Array | EntryBlock)[], opts?: IngestOptions): Promise<IngestResult>
+  heads(): PairHeads
+  /** Entries of one chain with from <= seq <= to, in order. */
+  range(author: PeerIdString, fromSeq: number, toSeq?: number): AsyncIterable<EntryBlock>
+  get(cid: CID): Promise<EntryBlock | undefined>
+  getBySeq(author: PeerIdString, seq: number): Promise<EntryBlock | undefined>
+  getMeta(key: string): Promise<Uint8Array | undefined>
+  /** Both chains merged in the deterministic causal order (prev and seen links; ties by time, then author). */
+  timeline(): AsyncIterable<EntryBlock>
+  /** Called for every entry stored after the listener is added. Returns an unsubscribe function. */
+  subscribe(listener: (event: PairLogEvent) => void): () => void
+  close(): Promise<void>
+}
