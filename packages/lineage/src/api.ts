@@ -84,3 +84,59 @@ export interface PairLogApi {
   subscribe(listener: (event: PairLogEvent) => void): () => void
   close(): Promise<void>
 }
+
+// ---------------------------------------------------------------------------
+// Verification of exports (offline), shared by `tally verify`, the arbiter
+// and the deal reducer's replay.
+
+/**
+ * One thing wrong with an export or a replayed log. `code` is the error
+ * class name (e.g. 'BrokenLinkError', 'BlockHashMismatchError', or a deal
+ * reducer's rejection name); `author`/`seq`/`cid` name the entry concerned.
+ */
+export interface VerifyProblem {
+  code: string
+  message: string
+  author?: PeerIdString
+  seq?: number
+  /** CID string of the entry (or block) concerned. */
+  cid?: string
+  /** Byte offset in the CAR, for structural damage. */
+  offset?: number
+}
+
+export interface VerifyOptions {
+  /** Called now and then with bytes (or blocks) done and the total. */
+  onProgress?: (done: number, total: number) => void
+  /**
+   * Replays the whole timeline (deterministic merge of both chains) through
+   * a state machine; the problems it returns are added to the report.
+   * Only called when the chains themselves are intact.
+   */
+  replay?: (timeline: EntryBlock[]) => VerifyProblem[]
+  /** Verify every entry's signature, not only heads and checkpoints (slower). */
+  verifyAll?: boolean
+}
+
+export interface ChainSummary {
+  entries: number
+  head: { seq: number; cid: string } | null
+}
+
+export interface VerifyReport {
+  ok: boolean
+  pair?: PairDescriptor
+  /** CID string of the pair id. */
+  pairId?: string
+  parties?: { provider: PeerIdString; consumer: PeerIdString }
+  chains: { provider: ChainSummary; consumer: ChainSummary }
+  /** Countersigned checkpoints found and checked. */
+  checkpoints: number
+  /** Balances of the latest countersigned checkpoint (opaque value set by the deal layer). */
+  balances?: Record<string, unknown>
+  /** Third-party signed documents whose signatures were checked. */
+  documents: number
+  blocks: number
+  firstProblem?: VerifyProblem
+  problems: VerifyProblem[]
+}

@@ -1,0 +1,159 @@
+import { CID, type PeerIdString, decode, encode } from '@tally/core'
+import { Level } from 'level'
+import type { PairDescriptor } from './api.ts'
+import { StoreError } from './errors.ts'
+import { GroupCommitter } from './group-commit.ts'
+import { type Store, type StoreBatch, type StoredHead, seqKey, validateBatch } from './store.ts'
+
+/**
+ * The node's LevelDB (package `level`), opened on a directory. Every write
+ * is one LevelDB batch with `sync: true` (durable before it resolves);
+ * concurrent writes share one batch (group commit).
+ *
+ * Keys (utf8):
+ *   b/<cid>                          entry bytes
+ *   i/<pair>/<author>/<seq:16>       CID bytes of that chain position
+ *   h/<pair>/<author>                dagcbor {seq, cid}
+ *   m/<key>                          meta value
+ *   p/<pair>                         dagcbor pair descriptor
+ */
+export class LevelStore implements Store {
+  readonly kind = 'level'
+  readonly dir: string
+  readonly #db: Level<string, Uint8Array>
+  readonly #committer: GroupCommitter
+  #closed = false
+
+  private constructor(dir: string, db: Level<string, Uint8Array>) {
+    this.dir = dir
+    this.#db = db
+    this.#committer = new GroupCommitter((batches) => this.#flush(batches))
+  }
+
+  /** Open (creating if needed) the LevelDB in `dir`. LevelDB locks it: one process at a time. */
+  static async open(dir: string): Promise<LevelStore> {
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    try {
+      await db.open()
+    } catch (err) {
+      const cause = (err as { cause?: { message?: string } }).cause
+      throw new StoreError(`cannot open store in ${dir}: ${cause?.message ?? (err as Error).message}`, { dir }, { cause: err })
+    }
+    return new LevelStore(dir, db)
+  }
+
+  get durableWrites(): number {
+    return this.#committer.writes
+  }
+
+  write(batch: StoreBatch): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreError('store is closed'))
+    try {
+      validateBatch(batch)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.#committer.submit(batch)
+  }
+
+  async #flush(batches: StoreBatch[]): Promise<void> {
+    const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = []
+    for (const b of batches) {
+      for (const e of b.entries ?? []) {
+        ops.push({ type: 'put', key: `b/${e.cid.toString()}`, value: e.bytes })
+        ops.push({ type: 'put', key: `i/${e.pair.toString()}/${e.author}/${seqKey(e.seq)}`, value: e.cid.bytes })
+      }
+      for (const h of b.heads ?? []) {
+        ops.push({ type: 'put', key: `h/${h.pair.toString()}/${h.author}`, value: encode({ seq: h.seq, cid: h.cid }) })
+      }
+      for (const m of b.meta ?? []) {
+        if (m.value === null) ops.push({ type: 'del', key: `m/${m.key}` })
+        else ops.push({ type: 'put', key: `m/${m.key}`, value: m.value })
+      }
+      for (const p of b.pairs ?? []) {
+        ops.push({ type: 'put', key: `p/${p.id.toString()}`, value: encode({ provider: p.descriptor.provider, consumer: p.descriptor.consumer }) })
+      }
+    }
+    try {
+      await this.#db.batch(ops, { sync: true })
+    } catch (err) {
+      throw new StoreError(`durable write failed: ${(err as Error).message}`, {}, { cause: err })
+    }
+  }
+
+  async #get(key: string): Promise<Uint8Array | undefined> {
+    if (this.#closed) throw new StoreError('store is closed')
+    try {
+      return await this.#db.get(key)
+    } catch (err) {
+      throw new StoreError(`read failed: ${(err as Error).message}`, { key }, { cause: err })
+    }
+  }
+
+  async getBlock(cid: CID): Promise<Uint8Array | undefined> {
+    return this.#get(`b/${cid.toString()}`)
+  }
+
+  async getCid(pair: CID, author: PeerIdString, seq: number): Promise<CID | undefined> {
+    const raw = await this.#get(`i/${pair.toString()}/${author}/${seqKey(seq)}`)
+    return raw === undefined ? undefined : parseStoredCid(raw)
+  }
+
+  async getHead(pair: CID, author: PeerIdString): Promise<StoredHead | undefined> {
+    const raw = await this.#get(`h/${pair.toString()}/${author}`)
+    if (raw === undefined) return undefined
+    const v = decode(raw) as { seq?: unknown; cid?: unknown }
+    const cid = CID.asCID(v.cid)
+    if (typeof v.seq !== 'number' || cid === null) throw new StoreError('stored head is corrupt')
+    return { seq: v.seq, cid }
+  }
+
+  async getMeta(key: string): Promise<Uint8Array | undefined> {
+    return this.#get(`m/${key}`)
+  }
+
+  async *#range(gte: string, lte: string): AsyncIterable<[string, Uint8Array]> {
+    if (this.#closed) throw new StoreError('store is closed')
+    try {
+      for await (const kv of this.#db.iterator({ gte, lte })) yield kv
+    } catch (err) {
+      throw new StoreError(`range read failed: ${(err as Error).message}`, {}, { cause: err })
+    }
+  }
+
+  async *cids(pair: CID, author: PeerIdString, fromSeq: number, toSeq: number): AsyncIterable<{ seq: number; cid: CID }> {
+    if (toSeq < fromSeq) return
+    const prefix = `i/${pair.toString()}/${author}/`
+    const from = Math.max(0, fromSeq)
+    const to = Math.min(Number.MAX_SAFE_INTEGER, toSeq)
+    for await (const [key, value] of this.#range(prefix + seqKey(from), prefix + seqKey(to))) {
+      yield { seq: Number(key.slice(prefix.length)), cid: parseStoredCid(value) }
+    }
+  }
+
+  async *metaEntries(prefix: string): AsyncIterable<{ key: string; value: Uint8Array }> {
+    for await (const [key, value] of this.#range(`m/${prefix}`, `m/${prefix}\uffff`)) yield { key: key.slice(2), value }
+  }
+
+  async *pairs(): AsyncIterable<{ id: CID; descriptor: PairDescriptor }> {
+    for await (const [key, value] of this.#range('p/', 'p/\uffff')) {
+      const d = decode(value) as PairDescriptor
+      yield { id: CID.parse(key.slice(2)), descriptor: { provider: d.provider, consumer: d.consumer } }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    await this.#committer.drain()
+    this.#closed = true
+    await this.#db.close()
+  }
+}
+
+function parseStoredCid(raw: Uint8Array): CID {
+  try {
+    return CID.decode(raw)
+  } catch (err) {
+    throw new StoreError('stored CID is corrupt', {}, { cause: err })
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * @tally/node: the running peer. `createTallyNode` assembles libp2p (TCP,
+ * Noise, Yamux, identify, ping, kad-dht on /tally/kad/1.0.0, gossipsub)
+ * from a validated config; on top sit capability discovery with signed
+ * offers (/tally/offer/1.0.0), gossip topics with validation before relay
+ * and peer scoring, and the framed-stream helpers every Tally protocol uses.
+ */
+import '@tally/core'
+
+export * from './errors.ts'
+export * from './constants.ts'
+export { type NodeConfig, type ResolvedNodeConfig, nodeConfigSchema, parseNodeConfig, localNetwork } from './config.ts'
+export {
+  createTallyNode,
+  type TallyNode,
+  type TallyLibp2p,
+  type TallyServices,
+  type NodeComponent,
+  type NodeStatus,
+  type BootReport,
+  type CreateNodeOptions,
+} from './node.ts'
+export { PeerRateLimiter, type RateLimit } from './rate-limit.ts'
+export { FrameStream, type FrameStreamOptions, type ReadOptions } from './frames.ts'
+export {
+  handleProtocol,
+  openFrameStream,
+  requestResponse,
+  type ProtocolHost,
+  type ProtocolHandle,
+  type InboundContext,
+  type HandleProtocolOptions,
+  type OpenOptions,
+  type RequestOptions,
+} from './protocol.ts'
+export { capabilityKey, capabilityCid, capabilityKeysFor, hardwareClass, type CapabilityQuery, RAW_CODE } from './capability.ts'
+export {
+  offerBodySchema,
+  signOffer,
+  verifyOffer,
+  withinPrice,
+  OFFER_DOCUMENT_TYPE,
+  type Offer,
+  type OfferBody,
+  type VerifiedOffer,
+  type VerifyOfferOptions,
+  type OfferFailure,
+  type PriceCeiling,
+} from './offer.ts'
+export { OfferServer, fetchOffer, decodeOfferResponse, offerRequestSchema, offerResponseSchema, type FetchOfferOptions, type OfferResponse } from './offer-protocol.ts'
+export {
+  Discovery,
+  skipReasonOf,
+  type DiscoveryQuery,
+  type DiscoveryResult,
+  type DiscoveryProgress,
+  type ProviderCandidate,
+  type FindOptions,
+  type DiscoverOptions,
+  type SkipReason,
+  type SkipCode,
+  type AnnounceResult,
+} from './discovery.ts'
+export { observationShard, observationTopic, observationTopics, tallyTopics } from './topics.ts'
+export {
+  Gossip,
+  type GossipVerdict,
+  type GossipContext,
+  type TopicValidator,
+  type TopicPolicy,
+  type GossipMessage,
+  type GossipHandler,
+  type GossipCounters,
+} from './gossip.ts'
+export { TOPIC_SCORE_PARAMS, SCORE_THRESHOLDS, IpRangeSet, isIpOrCidr, scoreParams } from './gossip-score.ts'
