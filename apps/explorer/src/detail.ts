@@ -143,7 +143,8 @@ function dealView(d: DealState, blocks: ReadonlyMap<string, EntryBlock>): DealVi
     terms: d.terms === null ? null : termsView(d.terms),
     offers: d.offers.length,
     start: d.start,
-    attestation: d.attestation === null ? null : { cid: d.attestation.cid.toString(), hardwareClass: d.attestation.hardwareClass, source: d.attestation.source },
+    attestation:
+      d.attestation === null ? null : { cid: d.attestation.cid.toString(), hardwareClass: d.attestation.hardwareClass, source: d.attestation.source },
     manifest: d.manifest === null ? null : { cid: d.manifest.cid.toString(), command: [...d.manifest.workload.command] },
     counts: { ...d.counts },
     evidence: { usage, observations, foreign },

@@ -1,5 +1,20 @@
-import type { EntryBlock, Money } from '@tally/core'
-import { type ContractTerms, type DealBody, decodeBody, isDealKind } from '@tally/deal'
+import { type EntryBlock, isSignedDocumentShape, type Money, parseWith, type SignedDocument, type schema } from '@tally/core'
+import {
+  attestationBodySchema,
+  attestationEntryBodySchema,
+  certificateBodySchema,
+  certificateEntryBodySchema,
+  type ContractTerms,
+  type DealBody,
+  decodeBody,
+  evidenceRequestBodySchema,
+  evidenceRequestEntryBodySchema,
+  isDealKind,
+  observationBodySchema,
+  observationEntryBodySchema,
+  rulingBodySchema,
+  rulingEntryBodySchema,
+} from '@tally/deal'
 import { parseCheckpointBody, parseProposalBody } from '@tally/lineage'
 
 /** Summaries are one line; free text from the record is cut to this many characters. */
@@ -93,11 +108,50 @@ function dealSummary(d: DealBody): string {
   }
 }
 
+/** An embedded document read by its body schema; its signature is verification's business, checked once there. */
+function unsignedDoc<B>(value: unknown, bodySchema: schema.z.ZodType<B>, what: string): SignedDocument<B> {
+  if (!isSignedDocumentShape(value)) throw new TypeError(`${what} is not a signed document`)
+  return { type: value.type, by: value.by, body: parseWith(bodySchema, value.body, what), sig: value.sig }
+}
+
+/**
+ * The body as the summary needs it. Kinds that embed a signed document are
+ * read without checking its signature again (the reducer's replay and
+ * lineage's verification already do, and report it): this is the cost
+ * that would otherwise double.
+ */
+function readBody(kind: DealBody['kind'], value: unknown): DealBody {
+  switch (kind) {
+    case 'observation': {
+      const b = parseWith(observationEntryBodySchema, value, 'observation body')
+      return { kind, body: { deal: b.deal, observation: unsignedDoc(b.observation, observationBodySchema, 'observation') } }
+    }
+    case 'ruling': {
+      const b = parseWith(rulingEntryBodySchema, value, 'ruling body')
+      return { kind, body: { deal: b.deal, ruling: unsignedDoc(b.ruling, rulingBodySchema, 'ruling') } }
+    }
+    case 'attestation': {
+      const b = parseWith(attestationEntryBodySchema, value, 'attestation body')
+      return { kind, body: { deal: b.deal, attestation: unsignedDoc(b.attestation, attestationBodySchema, 'attestation') } }
+    }
+    case 'evidence-request': {
+      const b = parseWith(evidenceRequestEntryBodySchema, value, 'evidence-request body')
+      return { kind, body: { deal: b.deal, request: unsignedDoc(b.request, evidenceRequestBodySchema, 'evidence request') } }
+    }
+    case 'certificate': {
+      const b = parseWith(certificateEntryBodySchema, value, 'certificate body')
+      return { kind, body: { deal: b.deal, certificate: unsignedDoc(b.certificate, certificateBodySchema, 'certificate') } }
+    }
+    default:
+      return decodeBody(kind, value)
+  }
+}
+
 /** One line saying what an entry does, for people. Never throws: a body that does not decode says so. */
 export function summarizeEntry(block: EntryBlock): string {
   const { kind, body } = block.entry
   try {
-    if (isDealKind(kind)) return dealSummary(decodeBody(kind, body))
+    if (isDealKind(kind)) return dealSummary(readBody(kind, body))
     switch (kind) {
       case 'open': {
         const role = (body as { role?: unknown } | null)?.role

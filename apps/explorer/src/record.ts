@@ -56,7 +56,8 @@ export function checkChains(pair: PairDescriptor, chains: { provider: EntryBlock
       if (prev === null ? e.prev !== null : e.prev === null || !e.prev.equals(prev)) {
         problems.push({ ...at, code: 'BrokenLinkError', message: 'prev does not name the entry before it' })
       }
-      if ((i === 0) !== (e.kind === 'open')) problems.push({ ...at, code: 'OpenEntryError', message: i === 0 ? 'first entry is not open' : 'open entry after seq 1' })
+      if ((i === 0) !== (e.kind === 'open'))
+        problems.push({ ...at, code: 'OpenEntryError', message: i === 0 ? 'first entry is not open' : 'open entry after seq 1' })
       prev = b.cid
     }
     const head = blocks[blocks.length - 1]

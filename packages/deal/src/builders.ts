@@ -105,11 +105,12 @@ export function buildVoucher(state: PairState, deal: CID): VoucherBody {
   return { deal, amount: { amount, asset: t.price.asset }, authorisedBy }
 }
 
-/** Acknowledge `voucher` (default: the latest). */
+/** Acknowledge `voucher` (default: the oldest not yet acknowledged, else the latest). */
 export function buildAck(state: PairState, deal: CID, voucher?: CID): AckBody {
   const d = dealIn(state, deal)
   const t = termsOf(d)
-  const v = voucher === undefined ? d.lastVoucher : d.vouchers.get(voucher.toString())
+  const first = d.unacked[0]
+  const v = voucher !== undefined ? d.vouchers.get(voucher.toString()) : first !== undefined ? d.vouchers.get(first) : d.lastVoucher
   if (v == null) throw new UnknownVoucherError(`deal ${d.key} has no ${voucher === undefined ? 'voucher' : `voucher ${voucher}`}`)
   return { deal, voucher: v.cid, amount: { amount: v.amount, asset: t.price.asset } }
 }

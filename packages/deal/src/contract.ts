@@ -13,6 +13,8 @@ export type RailName = (typeof RAILS)[number]
 export const MAX_EPOCHS = 10_000_000
 /** Longest epoch a contract may set: 31 days. */
 export const MAX_EPOCH_MS = 31 * 24 * 3600 * 1000
+/** Longest span epochMs × maxEpochs may cover (100 years), so epoch times stay exact integers. */
+export const MAX_DEAL_SPAN_MS = 100 * 366 * 24 * 3600 * 1000
 
 /** What a pair is: the two parties' peer ids (structurally @tally/lineage's PairDescriptor). */
 export interface PairDescriptor {
@@ -70,6 +72,7 @@ export function checkTerms(value: unknown, pair?: PairDescriptor): ContractTerms
   }
   if (t.epochs !== null && t.epochs > t.maxEpochs) fail(`epochs ${t.epochs} exceeds maxEpochs ${t.maxEpochs}`)
   if (timesCount(t.price.amount, t.maxEpochs) === null) fail('price × maxEpochs exceeds the largest safe integer')
+  if (t.epochMs * t.maxEpochs > MAX_DEAL_SPAN_MS) fail('epochMs × maxEpochs exceeds 100 years')
   const rp = ruleProblem(t.rule)
   if (rp !== null) fail(rp)
   if (t.appealArbiter !== null && t.appealArbiter === t.arbiter) fail('the appeal arbiter must differ from the arbiter')

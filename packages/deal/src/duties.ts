@@ -46,15 +46,16 @@ function evaluationDuties(deal: DealState, role: PartyRole, now: number, out: Du
   const t = deal.terms
   if (t === null) return
   // The consumer evaluates; the provider steps in only when the consumer has let an answer deadline pass.
-  const lag = role === 'consumer' ? 0 : t.timeouts.evidenceGraceMs + t.timeouts.answerMs
+  const grace = t.timeouts.evidenceGraceMs
+  const earliest = role === 'consumer' ? 0 : grace + t.timeouts.answerMs
   const limit = epochLimit(deal)
   let n = 0
   for (let e = deal.nextUnsettled; e < limit && n < MAX_EPOCH_DUTIES; e++) {
     const end = epochEnd(deal, e)
-    if (now < end + lag) break
+    if (now < end + earliest) break
     const ep = epochOf(deal, e)
     if (ep.evaluation !== null || ep.dispute !== null) continue
-    if (now >= end + t.timeouts.evidenceGraceMs + lag || (role === 'consumer' && evidenceComplete(deal, e))) {
+    if (now >= end + grace + earliest || evidenceComplete(deal, e)) {
       out.push({ type: 'evaluate', deal: deal.id, epoch: e })
       n++
     }

@@ -127,3 +127,6 @@ export class NothingOutstandingError extends DealRejection {}
 export class ObservationStaleError extends TallyError {}
 /** An observation whose per-monitor seq does not advance. */
 export class ObservationSequenceError extends TallyError {}
+
+/** A timeline to replay names no pair (no 'open' entry) and none was given. */
+export class UnknownPairError extends TallyError {}

@@ -1,8 +1,14 @@
 import type { CID } from '@tally/core'
+import { cidEq } from './cid.ts'
 import type { PartyRole } from './contract.ts'
 import { EvaluationMismatchError, UnknownEvidenceError, UnnamedMonitorError } from './errors.ts'
 import { type DealState, type EpochState, epochOf, type PairState } from './state.ts'
 import type { EpochEvidence, ObservationEvidence } from './verdict.ts'
+
+function findByCid<T extends { cid: CID }>(list: readonly T[], cid: CID): T | undefined {
+  for (const item of list) if (cidEq(item.cid, cid)) return item
+  return undefined
+}
 
 /** Exactly the evidence a list of entry CIDs designates for one epoch, and its keys (sorted). */
 export interface ResolvedEvidence {
@@ -27,13 +33,13 @@ export function resolveEvidence(state: PairState, deal: DealState, epoch: number
     const ref = state.entries.get(s)
     if (ref === undefined || ref.deal !== deal.key) throw new UnknownEvidenceError(`${s} is not an entry of deal ${deal.key}`, { cid: s })
     let key: string
-    if (ref.kind === 'usage' && ep.usage !== null && ep.usage.cid.equals(cid)) {
+    if (ref.kind === 'usage' && ep.usage !== null && cidEq(ep.usage.cid, cid)) {
       key = 'usage'
       usage = { claimBp: ep.usage.claimBp }
     } else if (ref.kind === 'observation') {
-      const obs = ep.observations.find((o) => o.cid.equals(cid))
+      const obs = findByCid(ep.observations, cid)
       if (obs === undefined) {
-        if (ep.foreign.some((f) => f.equals(cid)))
+        if (ep.foreign.some((f) => cidEq(f, cid)))
           throw new UnnamedMonitorError(`${s} is from a monitor the contract does not name and cannot be counted`, { cid: s })
         throw new UnknownEvidenceError(`${s} is not an observation of epoch ${epoch}`, { cid: s, epoch })
       }
@@ -51,9 +57,8 @@ export function resolveEvidence(state: PairState, deal: DealState, epoch: number
 /** Evidence keys of the epoch that were in the author's view: its own entries, and the counterparty's up to the seq it had seen. */
 export function priorKeys(ep: EpochState, role: PartyRole, seenSeq: number): Set<string> {
   const out = new Set<string>()
-  const prior = (r: PartyRole, seq: number) => r === role || seq <= seenSeq
-  if (ep.usage !== null && prior('provider', ep.usage.seq)) out.add('usage')
-  for (const o of ep.observations) if (prior(o.role, o.seq)) out.add(o.key)
+  if (ep.usage !== null && (role === 'provider' || ep.usage.seq <= seenSeq)) out.add('usage')
+  for (const o of ep.observations) if (o.role === role || o.seq <= seenSeq) out.add(o.key)
   return out
 }
 

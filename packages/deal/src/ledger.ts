@@ -79,12 +79,29 @@ function addInto(into: Record<string, AssetBalance>, part: Record<string, AssetB
   }
 }
 
+function sameMoney(a: DealState, b: DealState): boolean {
+  return (
+    a.terms === b.terms &&
+    a.authorised === b.authorised &&
+    a.paid === b.paid &&
+    a.acknowledged === b.acknowledged &&
+    a.held === b.held &&
+    a.railSettled === b.railSettled &&
+    a.collateralBonded === b.collateralBonded &&
+    a.collateralAwarded === b.collateralAwarded
+  )
+}
+
 /** Store a deal's new state in the pair, moving the pair's balances by the deal's difference. */
 export function putDeal(state: PairState, next: DealState): PairState {
   const prev = state.deals.get(next.key)
-  const balances = { ...state.balances }
-  if (prev !== undefined) addInto(balances, dealBalances(prev), -1)
-  addInto(balances, dealBalances(next), 1)
+  let balances = state.balances
+  if (prev === undefined || !sameMoney(prev, next)) {
+    const moved = { ...state.balances }
+    if (prev !== undefined) addInto(moved, dealBalances(prev), -1)
+    addInto(moved, dealBalances(next), 1)
+    balances = moved
+  }
   return {
     ...state,
     deals: state.deals.set(next.key, next),

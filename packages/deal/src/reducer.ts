@@ -1,5 +1,6 @@
 import type { EntryBlock } from '@tally/core'
 import { type DealBody, decodeBody, PASS_THROUGH_KINDS } from './bodies/index.ts'
+import { cidEq } from './cid.ts'
 import type { PartyRole } from './contract.ts'
 import { NotAPartyError, OutOfOrderError, WrongPairError } from './errors.ts'
 import { counterpart, type PairState } from './state.ts'
@@ -21,7 +22,7 @@ const PASS_THROUGH: ReadonlySet<string> = new Set(PASS_THROUGH_KINDS)
  */
 export function chainStep(state: PairState, block: EntryBlock): Step {
   const e = block.entry
-  if (!e.pair.equals(state.pairId)) throw new WrongPairError(`entry belongs to pair ${e.pair}, not ${state.pairId}`, { pair: e.pair.toString() })
+  if (!cidEq(e.pair, state.pairId)) throw new WrongPairError(`entry belongs to pair ${e.pair}, not ${state.pairId}`, { pair: e.pair.toString() })
   let role: PartyRole
   if (e.author === state.pair.provider) role = 'provider'
   else if (e.author === state.pair.consumer) role = 'consumer'
@@ -29,7 +30,7 @@ export function chainStep(state: PairState, block: EntryBlock): Step {
   const head = state.heads[role]
   const expected = (head?.seq ?? 0) + 1
   if (e.seq !== expected) throw new OutOfOrderError(`${role} entry seq ${e.seq}, expected ${expected}`, { seq: e.seq, expected })
-  if (head === null ? e.prev !== null : e.prev === null || !e.prev.equals(head.cid)) {
+  if (head === null ? e.prev !== null : e.prev === null || !cidEq(e.prev, head.cid)) {
     throw new OutOfOrderError(`${role} entry #${e.seq} does not link to the previous entry`, { seq: e.seq })
   }
   if (e.seen !== null) {
@@ -109,10 +110,10 @@ function apply(step: Step, d: DealBody): Outcome {
 export function reduce(state: PairState, block: EntryBlock): PairState {
   const step = chainStep(state, block)
   const kind = block.entry.kind
-  if (PASS_THROUGH.has(kind)) return recordEntry(step, state, null, true)
-  const body = decodeBody(kind, block.entry.body)
-  // Time passing, as this entry shows it, can make rulings final before the entry itself applies.
+  const body = PASS_THROUGH.has(kind) ? null : decodeBody(kind, block.entry.body)
+  // Time passing, as any entry shows it, can make rulings final before the entry itself applies.
   const s = finalizeDue(state, block.entry.time)
+  if (body === null) return recordEntry(step, s, null, true)
   const out = apply({ ...step, state: s }, body)
   return recordEntry(step, out.state, out.deal, true)
 }

@@ -99,6 +99,8 @@ export interface Authority {
 export interface VoucherRecord {
   cid: CID
   amount: number
+  /** The cumulative amount of the voucher before this one (0 for the first). */
+  previous: number
   time: number
   ack: 'none' | 'acknowledged' | 'deemed'
   rail: 'ok' | 'failed' | null

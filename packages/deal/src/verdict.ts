@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { type Money, type PeerIdString, parseWith, schema } from '@tally/core'
 import { UnnamedMonitorError } from './errors.ts'
 import { applyBp, BP_ONE, bp } from './money.ts'
-import type { EvidenceRule } from './rule.ts'
+import { type EvidenceRule, monitorWeight } from './rule.ts'
 
 export const VERDICTS = ['performed', 'not-performed', 'disputed', 'insufficient'] as const
 export type VerdictKind = (typeof VERDICTS)[number]
@@ -86,6 +86,30 @@ export interface Verdict {
   absenceDriven: boolean
 }
 
+/** Under `require`, at least one challenge of `kind` ran and every one passed. */
+function challengePassed(rule: EvidenceRule, list: readonly ObservationEvidence[], kind: 'identity' | 'compute'): boolean {
+  if (rule.challenges[kind] === 'ignore') return true
+  let ran = 0
+  for (const o of list) {
+    for (const c of o.challenges) {
+      if (c.kind !== kind) continue
+      if (!c.ok) return false
+      ran++
+    }
+  }
+  return ran > 0
+}
+
+type VerdictBase = Pick<Verdict, 'monitors' | 'claim' | 'weight' | 'votes'>
+
+function notPerformed(base: VerdictBase, reason: VerdictReason, absenceDriven: boolean): Verdict {
+  return { ...base, verdict: 'not-performed', reason, payBp: 0, holdBp: 0, basisBp: null, absenceDriven }
+}
+
+function disputed(base: VerdictBase, reason: VerdictReason): Verdict {
+  return { ...base, verdict: 'disputed', reason, payBp: 0, holdBp: BP_ONE, basisBp: null, absenceDriven: false }
+}
+
 /** Combine each named monitor's observations into one vote (rule order). */
 export function monitorVotes(rule: EvidenceRule, observations: readonly ObservationEvidence[]): MonitorVote[] {
   const byMonitor = new Map<string, ObservationEvidence[]>()
@@ -95,7 +119,7 @@ export function monitorVotes(rule: EvidenceRule, observations: readonly Observat
     else list.push(o)
   }
   for (const peer of byMonitor.keys()) {
-    if (!rule.monitors.some((m) => m.peer === peer)) {
+    if (monitorWeight(rule, peer) === 0) {
       throw new UnnamedMonitorError(`evidence from monitor ${peer}, which the contract does not name, cannot be counted`, { monitor: peer })
     }
   }
@@ -113,11 +137,7 @@ export function monitorVotes(rule: EvidenceRule, observations: readonly Observat
     }
     const availabilityBp = sent === 0 ? 0 : Math.floor((ok * BP_ONE) / sent)
     const latencyOk = rule.latency === null || (p95 !== null && p95 <= rule.latency.maxP95Us)
-    const challengesOk = (['identity', 'compute'] as const).every((kind) => {
-      if (rule.challenges[kind] === 'ignore') return true
-      const ran = list.flatMap((o) => o.challenges.filter((c) => c.kind === kind))
-      return ran.length > 0 && ran.every((c) => c.ok)
-    })
+    const challengesOk = challengePassed(rule, list, 'identity') && challengePassed(rule, list, 'compute')
     votes.push({
       monitor: m.peer,
       weight: m.weight,
@@ -153,24 +173,14 @@ export function evaluateEpoch(rule: EvidenceRule, evidence: EpochEvidence): Verd
   const claim: UsageClaim =
     rule.usage === 'ignored' ? 'ignored' : evidence.usage === null ? 'none' : evidence.usage.claimBp >= rule.availability.minBp ? 'served' : 'not-served'
 
-  const base = { monitors, claim, weight: { up, down, quorum: q }, votes }
-  const notPerformed = (reason: VerdictReason, absenceDriven = false): Verdict => ({
-    ...base,
-    verdict: 'not-performed',
-    reason,
-    payBp: 0,
-    holdBp: 0,
-    basisBp: null,
-    absenceDriven,
-  })
-  const disputed = (reason: VerdictReason): Verdict => ({ ...base, verdict: 'disputed', reason, payBp: 0, holdBp: BP_ONE, basisBp: null, absenceDriven: false })
+  const base: VerdictBase = { monitors, claim, weight: { up, down, quorum: q }, votes }
 
   // The provider's own word settles an epoch against it, whatever the monitors say.
-  if (claim === 'none') return notPerformed('no-usage', true)
-  if (claim === 'not-served') return notPerformed('provider-admits-down')
+  if (claim === 'none') return notPerformed(base, 'no-usage', true)
+  if (claim === 'not-served') return notPerformed(base, 'provider-admits-down', false)
 
-  if (monitors === 'split') return disputed('monitors-split')
-  if (monitors === 'down') return claim === 'served' ? disputed('divergence') : notPerformed('monitors-down')
+  if (monitors === 'split') return disputed(base, 'monitors-split')
+  if (monitors === 'down') return claim === 'served' ? disputed(base, 'divergence') : notPerformed(base, 'monitors-down', false)
   if (monitors === 'up') {
     let basis = BP_ONE
     if (rule.payment === 'pro-rata') {

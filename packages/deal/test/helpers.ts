@@ -138,9 +138,15 @@ export class TestPair {
   /** Counterparty entries each party has seen (it sees everything appended before, unless told not to). */
   readonly #seen: Record<PartyRole, EntryBlock | null> = { provider: null, consumer: null }
 
-  constructor(p: Identity = provider, c: Identity = consumer) {
+  /** `open`: start both chains with @tally/lineage's 'open' entry, as a real pair log does. */
+  constructor(p: Identity = provider, c: Identity = consumer, opts: { open?: boolean } = {}) {
     this.ids = { provider: p, consumer: c }
-    this.state = initialState({ provider: p.peerId, consumer: c.peerId })
+    const pair = { provider: p.peerId, consumer: c.peerId }
+    this.state = initialState(pair)
+    if (opts.open === true) {
+      this.append('consumer', 'open', { pair, role: 'consumer' }, T0 - 10_000)
+      this.append('provider', 'open', { pair, role: 'provider' }, T0 - 10_000)
+    }
   }
 
   /** Sign the next entry of `role`'s chain without applying it. `blind`: the author has not seen the counterparty's latest entry. */

@@ -71,6 +71,8 @@ describe('negotiation', () => {
     const r = terms().rule
     expect(p.reject('consumer', 'proposal', { terms: terms({ rule: { ...r, quorum: 4 } }) }, T0).name).toBe('InvalidTermsError')
     expect(p.reject('consumer', 'proposal', { terms: terms({ epochs: 5, maxEpochs: 4 }) }, T0).name).toBe('InvalidTermsError')
+    expect(p.reject('consumer', 'proposal', { terms: terms({ epochMs: 31 * 86_400_000, epochs: null, maxEpochs: 10_000 }) }, T0).name).toBe('InvalidTermsError')
+    expect(p.reject('consumer', 'proposal', { terms: terms({ price: { amount: 2 ** 52, asset: 'USD' } }) }, T0).name).toBe('InvalidTermsError')
     expect(p.reject('consumer', 'proposal', { terms: { ...terms(), price: { amount: 1.5, asset: 'USD' } } }, T0).name).toBe('SchemaError')
     expect(p.reject('consumer', 'proposal', { terms: { ...terms(), extra: 1 } }, T0).name).toBe('SchemaError')
   })
@@ -139,11 +141,19 @@ describe('a whole deal, every kind', () => {
     // First-instance ruling: nothing to the provider, 200 of collateral to the consumer.
     const r1doc = signRuling(
       arbiter,
-      rulingBodyFor(p.state, id, disputeId, { toProvider: 0, collateralToConsumer: 200, reasons: 'monitors agree it was down', relied: [evaluation2.cid], issuedAt: endOf(2) + 2000 }),
+      rulingBodyFor(p.state, id, disputeId, {
+        toProvider: 0,
+        collateralToConsumer: 200,
+        reasons: 'monitors agree it was down',
+        relied: [evaluation2.cid],
+        issuedAt: endOf(2) + 2000,
+      }),
     )
     const r1 = p.append('provider', 'ruling', { deal: id, ruling: r1doc }, endOf(2) + 2000)
     // Not final while it can be appealed: a voucher cannot name it.
-    expect(p.reject('consumer', 'voucher', { deal: id, amount: { amount: 2000, asset: 'USD' }, authorisedBy: [r1.cid] }, endOf(2) + 2100).name).toBe('RulingNotFinalError')
+    expect(p.reject('consumer', 'voucher', { deal: id, amount: { amount: 2000, asset: 'USD' }, authorisedBy: [r1.cid] }, endOf(2) + 2100).name).toBe(
+      'RulingNotFinalError',
+    )
     p.append('provider', 'appeal', { deal: id, ruling: r1.cid, reason: 'monitor m1 was partitioned' }, endOf(2) + 3000)
     // The first arbiter cannot decide the appeal.
     const wrong = signRuling(
@@ -153,7 +163,13 @@ describe('a whole deal, every kind', () => {
     expect(p.reject('provider', 'ruling', { deal: id, ruling: wrong }, endOf(2) + 4000).name).toBe('UnnamedArbiterError')
     const r2doc = signRuling(
       appealArbiter,
-      rulingBodyFor(p.state, id, disputeId, { toProvider: 600, collateralToConsumer: 0, reasons: 'partial outage', relied: [evaluation2.cid], issuedAt: endOf(2) + 5000 }),
+      rulingBodyFor(p.state, id, disputeId, {
+        toProvider: 600,
+        collateralToConsumer: 0,
+        reasons: 'partial outage',
+        relied: [evaluation2.cid],
+        issuedAt: endOf(2) + 5000,
+      }),
     )
     expect(r2doc.body.appealOf?.equals(r1.cid)).toBe(true)
     const r2 = p.append('consumer', 'ruling', { deal: id, ruling: r2doc }, endOf(2) + 5000)
@@ -194,7 +210,15 @@ describe('a whole deal, every kind', () => {
 
     // Balances: incremental figures equal a recomputation; replay of the log equals live reduction.
     expect(p.state.balances).toEqual(recomputeBalances(p.state))
-    expect(p.state.balances.USD).toMatchObject({ authorised: 3600, paid: 3600, acknowledged: 3600, held: 0, due: 0, collateralBonded: 500, collateralAwarded: 0 })
+    expect(p.state.balances.USD).toMatchObject({
+      authorised: 3600,
+      paid: 3600,
+      acknowledged: 3600,
+      held: 0,
+      due: 0,
+      collateralBonded: 500,
+      collateralAwarded: 0,
+    })
     const again = replay(p.log, p.state.pair)
     expect(again.problems).toEqual([])
     expect(again.state.balances).toEqual(p.state.balances)
@@ -203,7 +227,15 @@ describe('a whole deal, every kind', () => {
 })
 
 function signEvidenceRequestFor(p: TestPair, deal: CID, dispute: CID, deadline: number) {
-  return signEvidenceRequest(arbiter, { pair: p.state.pairId, deal, dispute, party: 'provider', question: 'send the workload logs', deadline, issuedAt: deadline - 9000 })
+  return signEvidenceRequest(arbiter, {
+    pair: p.state.pairId,
+    deal,
+    dispute,
+    party: 'provider',
+    question: 'send the workload logs',
+    deadline,
+    issuedAt: deadline - 9000,
+  })
 }
 
 describe('execution entries', () => {
@@ -256,9 +288,9 @@ describe('execution entries', () => {
     const p = new TestPair()
     const id = activeDeal(p)
     const o = observation(monitors[0], 0, 100)
-    expect(p.reject('consumer', 'observation', { deal: id, observation: observation(monitors[0], 0, 100, { subject: monitors[1].peerId }) }, endOf(0)).name).toBe(
-      'ObservationSubjectError',
-    )
+    expect(
+      p.reject('consumer', 'observation', { deal: id, observation: observation(monitors[0], 0, 100, { subject: monitors[1].peerId }) }, endOf(0)).name,
+    ).toBe('ObservationSubjectError')
     expect(p.reject('consumer', 'observation', { deal: id, observation: observation(monitors[0], 7, 100) }, endOf(0)).name).toBe('ObservationWindowError')
     expect(p.reject('consumer', 'observation', { deal: id, observation: observation(monitors[0], 0, 100, { start: T0 - 3 * EPOCH }) }, endOf(0)).name).toBe(
       'ObservationWindowError',

@@ -45,6 +45,18 @@ const MAX_SAFE_HIGH = 0x1fffff // high 32 bits of Number.MAX_SAFE_INTEGER
 
 const KIND_SET: ReadonlySet<string> = new Set(ENTRY_KINDS)
 const textEncoder = new TextEncoder()
+const utf8Cache = new Map<string, Uint8Array>()
+
+/** Authors and kinds repeat on every entry: encode each once. */
+function utf8Of(s: string): Uint8Array {
+  let b = utf8Cache.get(s)
+  if (b === undefined) {
+    b = textEncoder.encode(s)
+    if (utf8Cache.size >= 1024) utf8Cache.clear()
+    utf8Cache.set(s, b)
+  }
+  return b
+}
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -99,7 +111,7 @@ class Writer {
     }
   }
   text(s: string): void {
-    const utf8 = textEncoder.encode(s)
+    const utf8 = utf8Of(s)
     this.head(3, utf8.byteLength)
     this.bytes(utf8)
   }
@@ -254,12 +266,24 @@ function cidField(b: Uint8Array, pos: number, nullable: boolean): number {
   return match(b, pos, CID_PREFIX) === NOT_CANONICAL || pos + CID_FIELD_BYTES > b.byteLength ? NOT_CANONICAL : pos + CID_PREFIX.byteLength
 }
 
+interface CachedText {
+  bytes: Uint8Array
+  text: string
+}
+/** Authors and kinds repeat on every entry of a log: reuse their strings. */
+const textCache: CachedText[] = []
+
 function asciiText(b: Uint8Array, pos: number): [string, number] | undefined {
   const h = readHead(b, pos, 3)
   if (h === undefined) return undefined
   const [len, start] = h
   const end = start + len
   if (end > b.byteLength || len > 128) return undefined
+  outer: for (const c of textCache) {
+    if (c.bytes.byteLength !== len) continue
+    for (let i = 0; i < len; i++) if (c.bytes[i] !== b[start + i]) continue outer
+    return [c.text, end]
+  }
   let s = ''
   for (let i = start; i < end; i++) {
     const c = b[i]!
@@ -268,6 +292,14 @@ function asciiText(b: Uint8Array, pos: number): [string, number] | undefined {
   }
   return [s, end]
 }
+
+/** Remember a validated author or kind string. */
+function cacheText(text: string): void {
+  if (textCache.length >= 64) textCache.shift()
+  textCache.push({ bytes: utf8Of(text), text })
+}
+
+const validAuthors = new Set<string>()
 
 /** End of the well-formed definite-length CBOR item at `pos`, or NOT_CANONICAL. */
 export function skipItem(b: Uint8Array, pos: number, depth = 0): number {
@@ -344,6 +376,7 @@ export function scanEnvelope(b: Uint8Array): EnvelopeScan | undefined {
   if (p === NOT_CANONICAL) return undefined
   const kindT = asciiText(b, p)
   if (kindT === undefined || !KIND_SET.has(kindT[0])) return undefined
+  if (!textCache.some((c) => c.text === kindT[0])) cacheText(kindT[0])
   p = match(b, kindT[1], KEY_PAIR)
   if (p === NOT_CANONICAL) return undefined
   const pairDigestAt = cidField(b, p, false)
@@ -365,7 +398,12 @@ export function scanEnvelope(b: Uint8Array): EnvelopeScan | undefined {
   const authorT = asciiText(b, p)
   if (authorT === undefined || authorT[1] !== b.byteLength) return undefined
   if ((seq === 1) !== (prevAt === -2)) return undefined
-  if (!isPeerId(authorT[0])) return undefined
+  if (!validAuthors.has(authorT[0])) {
+    if (!isPeerId(authorT[0])) return undefined
+    if (validAuthors.size >= 4096) validAuthors.clear()
+    validAuthors.add(authorT[0])
+    cacheText(authorT[0])
+  }
   return {
     seq,
     time: timeH[0],

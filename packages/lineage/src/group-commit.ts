@@ -31,7 +31,6 @@ export class GroupCommitter {
   readonly #flush: (batches: StoreBatch[]) => Promise<void>
   #queue: Pending[] = []
   #inFlight = false
-  #scheduled = false
   /** Durable writes issued. */
   writes = 0
   /** Batches committed. */
@@ -56,14 +55,10 @@ export class GroupCommitter {
   }
 
   #schedule(): void {
-    if (this.#scheduled || this.#inFlight) return
-    this.#scheduled = true
-    // setImmediate, not a microtask: lets every append issued in this turn (and
-    // the continuations of the previous write) join the batch.
-    setImmediate(() => {
-      this.#scheduled = false
-      void this.#run()
-    })
+    // With nothing in flight the write starts at once (a lone append pays no
+    // wait); whatever arrives while it is in flight joins the next write.
+    if (this.#inFlight) return
+    void this.#run()
   }
 
   async #run(): Promise<void> {

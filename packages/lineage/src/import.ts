@@ -81,8 +81,10 @@ export async function openExport(input: Uint8Array | string, opts: VerifyOptions
   const out: OpenedExport = {
     report: a.report,
     *timeline() {
-      for (const { role, seq } of a.order) {
-        const c = a.chains[role][seq - 1]!
+      const next = { provider: 0, consumer: 0 }
+      for (const r of a.order) {
+        const role: PartyRole = r === 0 ? 'provider' : 'consumer'
+        const c = a.chains[role][next[role]++]!
         yield decodeEntryFast(a.bytes.subarray(c.dataOffset, c.dataOffset + c.dataLength))
       }
     },

@@ -60,3 +60,4 @@ export {
   type WitnessBody,
   type WitnessOptions,
 } from './inclusion.ts'
+export { measureSyncPutRate, measureHashDecodeRate } from './limits.ts'

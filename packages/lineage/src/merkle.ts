@@ -4,20 +4,34 @@
  * the empty tree: SHA-256(""). Roots, audit paths (RFC 6962 2.1.1) and
  * consistency proofs (2.1.2), with the verifiers of RFC 9162 2.1.3.2 / 2.1.4.2.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { ProofError } from './errors.ts'
 
 export const HASH_BYTES = 32
 
+let scratch = new Uint8Array(1 + 2 * HASH_BYTES)
+
+function sha256(b: Uint8Array): Uint8Array {
+  const d = hash('sha256', b, 'buffer') as unknown as Uint8Array
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength)
+}
+
 export function leafHash(data: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(Uint8Array.of(0)).update(data).digest())
+  if (scratch.byteLength < data.byteLength + 1) scratch = new Uint8Array(data.byteLength + 1)
+  scratch[0] = 0
+  scratch.set(data, 1)
+  return sha256(scratch.subarray(0, data.byteLength + 1))
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(Uint8Array.of(1)).update(left).update(right).digest())
+  if (left.byteLength !== HASH_BYTES || right.byteLength !== HASH_BYTES) throw new ProofError('Merkle nodes are 32-byte hashes')
+  scratch[0] = 1
+  scratch.set(left, 1)
+  scratch.set(right, 1 + HASH_BYTES)
+  return sha256(scratch.subarray(0, 1 + 2 * HASH_BYTES))
 }
 
-export const EMPTY_ROOT = new Uint8Array(createHash('sha256').digest())
+export const EMPTY_ROOT = sha256(new Uint8Array(0))
 
 /**
  * An append-only tree kept as its perfect subtrees (a compact range):

@@ -28,6 +28,7 @@ import type {
 import { type CheckpointContext, checkCheckpointBody, checkProposalBody } from './checkpoint.ts'
 import { type CheckpointStatement, signStatement } from './checkpoint-statement.ts'
 import { type CheckpointState, decodeCheckpointState, encodeCheckpointState } from './coverage.ts'
+import { CidMap } from './cid-map.ts'
 import { decodeEntryFast, signEntryFast } from './entry-codec.ts'
 import { makeEquivocationProof, verifyEquivocationProof } from './equivocation.ts'
 import {
@@ -108,15 +109,16 @@ export class PairLog implements PairLogApi, CheckpointContext {
   readonly #onListenerError: ((err: unknown) => void) | undefined
   readonly #heads: Record<PartyRole, Head | null>
   readonly #pending: Record<PartyRole, Head | null>
-  readonly #pendingByCid = new Map<string, EntryBlock>()
-  readonly #pendingBySeq = new Map<string, EntryBlock>()
-  readonly #ownSeqs = new Map<string, number>()
+  readonly #pendingByCid = new CidMap<EntryBlock>()
+  readonly #pendingBySeq: Record<PartyRole, Map<number, EntryBlock>> = { provider: new Map(), consumer: new Map() }
+  readonly #ownSeqs = new CidMap<number>()
   #otherSeenSeq: number
   readonly #states = new Map<string, CheckpointState>()
   #latest: CheckpointState | null = null
   readonly #listeners = new Set<(event: PairLogEvent) => void>()
   #ingestTail: Promise<unknown> = Promise.resolve()
-  readonly #inflight = new Set<Promise<unknown>>()
+  #inflight = 0
+  #idle: (() => void) | undefined
   #failure: unknown
   #closed = false
 
@@ -216,14 +218,14 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   /** An entry of either chain by role and seq, including accepted-but-not-yet-durable ones. */
   async entryAt(role: PartyRole, seq: number): Promise<EntryBlock | undefined> {
-    const pending = this.#pendingBySeq.get(`${role}:${seq}`)
+    const pending = this.#pendingBySeq[role].get(seq)
     if (pending !== undefined) return pending
     return this.getBySeq(role === 'provider' ? this.pair.provider : this.pair.consumer, seq)
   }
 
   /** An entry of this pair by CID, including accepted-but-not-yet-durable ones. */
   async entryByCid(cid: CID): Promise<EntryBlock | undefined> {
-    return this.#pendingByCid.get(cid.toString()) ?? this.get(cid)
+    return this.#pendingByCid.get(cid) ?? this.get(cid)
   }
 
   timeline(): AsyncIterable<EntryBlock> {
@@ -355,16 +357,20 @@ export class PairLog implements PairLogApi, CheckpointContext {
       if (e.author === this.me) throw new WrongAuthorError(`entry ${b.cid} is the holder's own; only counterparty entries are ingested`, entryRef(b))
       if (e.author !== this.counterparty) throw new WrongAuthorError(`entry ${b.cid} is by ${e.author}, not a party of this pair`, entryRef(b))
     }
+    // Order first (a reordered batch is not a gap), then gaps.
     for (let i = 1; i < batch.length; i++) {
       const a = batch[i - 1]!
       const b = batch[i]!
-      const want = a.entry.seq + 1
       if (b.entry.seq === a.entry.seq) {
         if (b.cid.equals(a.cid)) throw new DuplicateEntryError(`entry #${b.entry.seq} appears twice in the batch`, entryRef(b))
         this.#conflict(a, b)
       }
-      if (b.entry.seq < want) throw new OutOfOrderError(`entry #${b.entry.seq} follows #${a.entry.seq}: batch is not in chain order`, entryRef(b))
-      if (b.entry.seq > want) throw new GapError(`batch skips from #${a.entry.seq} to #${b.entry.seq}`, want, b.entry.seq, entryRef(b))
+      if (b.entry.seq < a.entry.seq) throw new OutOfOrderError(`entry #${b.entry.seq} follows #${a.entry.seq}: batch is not in chain order`, entryRef(b))
+    }
+    for (let i = 1; i < batch.length; i++) {
+      const a = batch[i - 1]!
+      const b = batch[i]!
+      if (b.entry.seq > a.entry.seq + 1) throw new GapError(`batch skips from #${a.entry.seq} to #${b.entry.seq}`, a.entry.seq + 1, b.entry.seq, entryRef(b))
     }
     // Already held: must be byte-identical (otherwise a fork by the counterparty).
     const heldSeq = this.#pending[other]?.seq ?? 0
@@ -470,18 +476,17 @@ export class PairLog implements PairLogApi, CheckpointContext {
   }
 
   async #ownSeqOf(cid: CID): Promise<number | undefined> {
-    const key = cid.toString()
-    const cached = this.#ownSeqs.get(key)
+    const cached = this.#ownSeqs.get(cid)
     if (cached !== undefined) return cached
     const b = await this.entryByCid(cid)
     if (b === undefined || b.entry.author !== this.me) return undefined
-    this.#rememberOwn(key, b.entry.seq)
+    this.#rememberOwn(cid, b.entry.seq)
     return b.entry.seq
   }
 
-  #rememberOwn(key: string, seq: number): void {
+  #rememberOwn(cid: CID, seq: number): void {
     if (this.#ownSeqs.size >= OWN_CID_CACHE) this.#ownSeqs.clear()
-    this.#ownSeqs.set(key, seq)
+    this.#ownSeqs.set(cid, seq)
   }
 
   #checkDocuments(body: unknown, author: string, seq: number): void {
@@ -527,9 +532,9 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   #stage(role: PartyRole, blocks: EntryBlock[]): void {
     for (const b of blocks) {
-      this.#pendingByCid.set(b.cid.toString(), b)
-      this.#pendingBySeq.set(`${role}:${b.entry.seq}`, b)
-      if (role === this.role) this.#rememberOwn(b.cid.toString(), b.entry.seq)
+      this.#pendingByCid.set(b.cid, b)
+      this.#pendingBySeq[role].set(b.entry.seq, b)
+      if (role === this.role) this.#rememberOwn(b.cid, b.entry.seq)
     }
     const last = blocks[blocks.length - 1]!
     this.#pending[role] = { seq: last.entry.seq, cid: last.cid }
@@ -537,8 +542,8 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   #durable(role: PartyRole, blocks: EntryBlock[], origin: 'local' | 'remote'): void {
     for (const b of blocks) {
-      this.#pendingByCid.delete(b.cid.toString())
-      this.#pendingBySeq.delete(`${role}:${b.entry.seq}`)
+      this.#pendingByCid.delete(b.cid)
+      this.#pendingBySeq[role].delete(b.entry.seq)
       const head = this.#heads[role]
       if (head === null || b.entry.seq > head.seq) this.#heads[role] = { seq: b.entry.seq, cid: b.cid }
     }
@@ -570,8 +575,10 @@ export class PairLog implements PairLogApi, CheckpointContext {
   }
 
   #track<T>(p: Promise<T>): Promise<T> {
-    this.#inflight.add(p)
-    const done = () => this.#inflight.delete(p)
+    this.#inflight++
+    const done = () => {
+      if (--this.#inflight === 0) this.#idle?.()
+    }
     p.then(done, done)
     return p
   }
@@ -579,7 +586,7 @@ export class PairLog implements PairLogApi, CheckpointContext {
   /** Waits for appends and ingests in flight, then refuses new ones. Does not close the store. */
   async close(): Promise<void> {
     this.#closed = true
-    await Promise.allSettled([...this.#inflight])
+    if (this.#inflight > 0) await new Promise<void>((resolve) => (this.#idle = resolve))
     this.#listeners.clear()
   }
 }

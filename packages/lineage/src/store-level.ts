@@ -3,7 +3,7 @@ import { Level } from 'level'
 import type { PairDescriptor } from './api.ts'
 import { StoreError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
-import { type Store, type StoreBatch, type StoredHead, seqKey, validateBatch } from './store.ts'
+import { type Store, type StoreBatch, type StoredHead, mergeBatches, seqKey, validateBatch } from './store.ts'
 
 /**
  * The node's LevelDB (package `level`), opened on a directory. Every write
@@ -58,7 +58,7 @@ export class LevelStore implements Store {
 
   async #flush(batches: StoreBatch[]): Promise<void> {
     const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = []
-    for (const b of batches) {
+    for (const b of [mergeBatches(batches)]) {
       for (const e of b.entries ?? []) {
         ops.push({ type: 'put', key: `b/${e.cid.toString()}`, value: e.bytes })
         ops.push({ type: 'put', key: `i/${e.pair.toString()}/${e.author}/${seqKey(e.seq)}`, value: e.cid.bytes })
@@ -84,7 +84,7 @@ export class LevelStore implements Store {
   async #get(key: string): Promise<Uint8Array | undefined> {
     if (this.#closed) throw new StoreError('store is closed')
     try {
-      return await this.#db.get(key)
+      return asView(await this.#db.get(key))
     } catch (err) {
       throw new StoreError(`read failed: ${(err as Error).message}`, { key }, { cause: err })
     }
@@ -115,7 +115,7 @@ export class LevelStore implements Store {
   async *#range(gte: string, lte: string): AsyncIterable<[string, Uint8Array]> {
     if (this.#closed) throw new StoreError('store is closed')
     try {
-      for await (const kv of this.#db.iterator({ gte, lte })) yield kv
+      for await (const [k, v] of this.#db.iterator({ gte, lte })) yield [k, asView(v)!]
     } catch (err) {
       throw new StoreError(`range read failed: ${(err as Error).message}`, {}, { cause: err })
     }
@@ -156,4 +156,9 @@ function parseStoredCid(raw: Uint8Array): CID {
   } catch (err) {
     throw new StoreError('stored CID is corrupt', {}, { cause: err })
   }
+}
+
+/** LevelDB hands out Buffers; callers get plain Uint8Arrays (the same memory). */
+function asView(v: Uint8Array | undefined): Uint8Array | undefined {
+  return v === undefined || v.constructor === Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
 }

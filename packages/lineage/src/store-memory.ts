@@ -2,7 +2,7 @@ import type { CID, PeerIdString } from '@tally/core'
 import type { PairDescriptor } from './api.ts'
 import { StoreError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
-import { type Store, type StoreBatch, type StoredHead, validateBatch } from './store.ts'
+import { type Store, type StoreBatch, type StoredHead, mergeBatches, validateBatch } from './store.ts'
 
 /**
  * A store in memory: for tests, tools and short-lived verifiers. Same
@@ -36,7 +36,7 @@ export class MemoryStore implements Store {
 
   #apply(batches: StoreBatch[]): void {
     if (this.#closed) throw new StoreError('store is closed')
-    for (const b of batches) {
+    for (const b of [mergeBatches(batches)]) {
       for (const e of b.entries ?? []) {
         this.#blocks.set(e.cid.toString(), e.bytes.slice())
         const chain = `${e.pair.toString()}/${e.author}`

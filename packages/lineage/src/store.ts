@@ -71,3 +71,19 @@ export function validateBatch(batch: StoreBatch): void {
     if (!Number.isSafeInteger(h.seq) || h.seq < 1) throw new StoreError(`head seq must be a positive integer, got ${h.seq}`)
   }
 }
+
+/** The batches of one group as a single batch: heads deduplicated (the last per chain wins), everything else in order. */
+export function mergeBatches(batches: readonly StoreBatch[]): StoreBatch {
+  if (batches.length === 1) return batches[0]!
+  const entries: EntryWrite[] = []
+  const heads = new Map<string, HeadWrite>()
+  const meta: MetaWrite[] = []
+  const pairs: { id: CID; descriptor: PairDescriptor }[] = []
+  for (const b of batches) {
+    if (b.entries !== undefined) for (const e of b.entries) entries.push(e)
+    if (b.heads !== undefined) for (const h of b.heads) heads.set(`${h.author}/${h.pair.toString()}`, h)
+    if (b.meta !== undefined) for (const m of b.meta) meta.push(m)
+    if (b.pairs !== undefined) for (const p of b.pairs) pairs.push(p)
+  }
+  return { entries, heads: [...heads.values()], meta, pairs }
+}

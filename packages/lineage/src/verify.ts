@@ -1,39 +1,21 @@
 /**
  * Offline verification of an exported pair log (CARv1), with no network
  * and no other input. One pass hashes every block, decodes every entry
- * strictly and keeps a compact record per entry; the chains are then
- * walked back from the heads by hash link. Signatures are checked where
- * they authenticate the rest: each chain head, both signatures of every
- * checkpoint (and each proposal's), and every embedded third-party
- * document. Every problem names the entry concerned (author, seq, CID);
- * a damaged block that cannot be read is named through the link that
- * points to it (its successor's prev, or the manifest's head).
+ * strictly and keeps a compact record per entry (offsets into the CAR, no
+ * decoded objects); the chains are then walked back from the heads by hash
+ * link. Signatures are checked where they authenticate the rest: each
+ * chain head, both signatures of every checkpoint (and each proposal's),
+ * and every embedded third-party document. Every problem names the entry
+ * concerned (author, seq, CID); a damaged block that cannot be read is
+ * named through the link that points to it (its successor's prev, or the
+ * manifest's head).
  */
 import { readFile } from 'node:fs/promises'
-import {
-  CID,
-  type EntryBlock,
-  type PeerIdString,
-  TallyError,
-  decode,
-  decodeEntry,
-  documentSignatureValid,
-  embeddedDocuments,
-  entrySignatureValid,
-  parseWith,
-} from '@tally/core'
-import * as Digest from 'multiformats/hashes/digest'
+import { CID, type EntryBlock, TallyError, decode, decodeEntry, documentSignatureValid, embeddedDocuments, entrySignatureValid, parseWith } from '@tally/core'
 import type { PairDescriptor, PartyRole, VerifyOptions, VerifyProblem, VerifyReport } from './api.ts'
 import { type ExportManifest, parseManifest } from './car.ts'
-import { type ScannedBlock, scanCar } from './car-scan.ts'
-import {
-  type CheckpointStatement,
-  assertStatementSigs,
-  parseCheckpointBody,
-  parseProposalBody,
-  statementCid,
-  statementSignatureValid,
-} from './checkpoint-statement.ts'
+import { CID_PREFIX, type ScannedBlock, scanCar } from './car-scan.ts'
+import { type CheckpointStatement, assertStatementSigs, parseCheckpointBody, parseProposalBody, statementCid, statementSignatureValid } from './checkpoint-statement.ts'
 import type { CheckpointState } from './coverage.ts'
 import { decodeEntryFast, scanEnvelope } from './entry-codec.ts'
 import { makeEquivocationProof, verifyEquivocationProof } from './equivocation.ts'
@@ -44,13 +26,18 @@ import { type MergeNode, mergeOrder } from './timeline.ts'
 /** Problems kept in a report; counting goes on past it. */
 export const MAX_PROBLEMS = 1000
 const ROLES: PartyRole[] = ['provider', 'consumer']
+const PROVIDER = 0
+const CONSUMER = 1
 
 /** One entry as the verifier keeps it: offsets into the CAR bytes, no decoded objects. */
 class Rec {
   reached = false
   seenSeq = 0
+  /** Set only for entries recovered from a section with a damaged CID header. */
+  ownDigest: Uint8Array | undefined = undefined
   constructor(
-    readonly key: string,
+    /** Offset of its digest in the CAR (the section CID's, equal to the data's hash when intact). */
+    readonly digestAt: number,
     readonly dataOffset: number,
     readonly dataLength: number,
     readonly author: string,
@@ -63,36 +50,52 @@ class Rec {
   ) {}
 }
 
+/** A link's expectation: the entry `seq` of `author` with this digest. */
+interface Expect {
+  author: string
+  seq: number
+  digest: Uint8Array
+}
+
 interface PendingProblem {
   code: string
   message: string
   offset?: number
-  /** Digest keys that may name the entry: the block's actual digest, then the one its CID declared. */
-  keys: string[]
-  /** Claimed identity when the block is intact but not reached (unexpected, foreign). */
-  claimed?: { author: string; seq: number }
-  /** Report against the chain heads (manifest and header damage). */
-  anchor?: boolean
+  rec?: Rec
+  expect?: Expect
+  /** Digests that may name the entry (scan problems): the block's actual digest, then the declared one. */
+  digests?: Uint8Array[]
+  /** A problem reported by the replay, kept as given. */
+  given?: VerifyProblem
 }
 
-/** What importCar needs beyond the report. */
+/** What importCar and openExport need beyond the report. */
 export interface ExportAnalysis {
   report: VerifyReport
   bytes: Uint8Array
   pair?: PairDescriptor
-  /** Entries of each chain by seq (index 0 unused), when intact. */
-  chains: Record<PartyRole, { dataOffset: number; dataLength: number; key: string }[]>
+  /** Entries of each chain in seq order (index seq - 1), when intact. */
+  chains: Record<PartyRole, { dataOffset: number; dataLength: number }[]>
   states: CheckpointState[]
-  /** Timeline order as (role, seq) pairs, when the chains are intact. */
-  order: { role: PartyRole; seq: number }[]
+  /** Timeline order (0 provider, 1 consumer), when the chains are intact. */
+  order: Uint8Array
 }
 
-function cidOfKey(key: string): CID {
-  return CID.createV1(0x71, Digest.create(0x12, new Uint8Array(Buffer.from(key, 'latin1'))))
+function cidOfDigest(d: Uint8Array): CID {
+  const bytes = new Uint8Array(36)
+  bytes.set(CID_PREFIX, 0)
+  bytes.set(d, 4)
+  return CID.decode(bytes)
 }
 
-function keyOfCid(cid: CID): string {
-  return Buffer.from(cid.multihash.digest).toString('latin1')
+/** The digest of a dag-cbor sha2-256 CID, undefined for any other kind. */
+function digestOfCid(cid: CID): Uint8Array | undefined {
+  return cid.code === 0x71 && cid.multihash.code === 0x12 && cid.multihash.digest.byteLength === 32 ? cid.multihash.digest : undefined
+}
+
+function eq32(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
+  for (let i = 0; i < 32; i++) if (a[ai + i] !== b[bi + i]) return false
+  return true
 }
 
 /** Verify an export (bytes or a file path). Never throws for bad content: the report says what is wrong. */
@@ -107,41 +110,38 @@ export async function analyzeExport(input: Uint8Array | string, opts: VerifyOpti
 
 class Verifier {
   readonly b: Uint8Array
-  readonly buf: Buffer
   readonly opts: VerifyOptions
-  readonly recs = new Map<string, Rec>()
-  /** Entries recovered from sections whose CID header is damaged, by actual digest. */
-  readonly suspects = new Map<string, Rec>()
-  readonly bodies = new Map<string, unknown>()
+  /** Entries by author, indexed by seq; `extras` holds any second entry at a taken position. */
+  readonly byAuthor = new Map<string, Rec[]>()
+  readonly extras: Rec[] = []
+  recCount = 0
+  /** Entries recovered from sections whose CID header is damaged. */
+  readonly suspects: Rec[] = []
+  /** Bodies of the few entries whose bodies are checked later (open, checkpoint kinds). */
+  readonly bodies = new Map<Rec, unknown>()
   readonly pending: PendingProblem[] = []
   problemCount = 0
   documents = 0
   readonly docCache = new Map<string, boolean>()
   manifest: ExportManifest | undefined
-  manifestCandidates: { key: string; manifest: ExportManifest }[] = []
-  rootKey: string | undefined
+  manifestBlocks: { digest: Uint8Array; offset: number; manifest: ExportManifest }[] = []
   blocks = 0
   pair: PairDescriptor | undefined
-  pairKey: string | undefined
-  /** Digest key -> the chain position a link expects there. */
-  readonly expected = new Map<string, { author: string; seq: number }>()
-  readonly chains: Record<PartyRole, (Rec | undefined)[]> = { provider: [], consumer: [] }
-  readonly brokenBelow: Record<PartyRole, number> = { provider: 0, consumer: 0 }
+  pairDigest: Uint8Array | undefined
+  readonly chains: (Rec | undefined)[][] = [[], []]
+  readonly heads: (Expect | null)[] = [null, null]
   chainsIntact = true
-  readonly reachedCount: Record<PartyRole, number> = { provider: 0, consumer: 0 }
+  readonly reachedCount = [0, 0]
+  /** Lowest seq the walk back from each head reached (1 when the chain is whole). */
+  readonly lowestReached = [1, 1]
   readonly states = new Map<string, CheckpointState>()
   readonly stateList: CheckpointState[] = []
   latest: { state: CheckpointState; statement: CheckpointStatement } | undefined
-  order: { role: PartyRole; seq: number }[] = []
+  order = new Uint8Array(0)
 
   constructor(bytes: Uint8Array, opts: VerifyOptions) {
     this.b = bytes
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     this.opts = opts
-  }
-
-  key(at: number): string {
-    return this.buf.toString('latin1', at, at + 32)
   }
 
   problem(p: PendingProblem): void {
@@ -149,20 +149,27 @@ class Verifier {
     if (this.pending.length < MAX_PROBLEMS) this.pending.push(p)
   }
 
+  digestOf(rec: Rec): Uint8Array {
+    return rec.ownDigest ?? this.b.subarray(rec.digestAt, rec.digestAt + 32)
+  }
+
+  /** True when `rec` is the entry whose digest is stored in `buf` at `off`. */
+  recIs(rec: Rec, buf: Uint8Array, off: number): boolean {
+    return rec.ownDigest !== undefined ? eq32(rec.ownDigest, 0, buf, off) : eq32(this.b, rec.digestAt, buf, off)
+  }
+
   async run(): Promise<ExportAnalysis> {
     const { roots } = scanCar(
       this.b,
       (block) => this.onBlock(block),
       (p) => {
-        const keys = p.block === undefined ? [] : [p.block.digest, ...(p.block.declaredAt >= 0 ? [this.b.subarray(p.block.declaredAt, p.block.declaredAt + 32)] : [])]
-        this.problem({ code: p.code, message: p.message, offset: p.offset, keys: keys.map((k) => Buffer.from(k).toString('latin1')) })
+        const digests = p.block === undefined ? [] : [p.block.digest]
+        if (p.block !== undefined && p.block.declaredAt >= 0) digests.push(this.b.subarray(p.block.declaredAt, p.block.declaredAt + 32))
+        this.problem({ code: p.code, message: p.message, offset: p.offset, digests })
       },
       this.opts.onProgress,
     )
-    // Manifest: the root block, or failing that the one block that decodes as a manifest.
-    const root = roots[0]
-    if (root !== undefined && root.code === 0x71 && root.multihash.code === 0x12) this.rootKey = keyOfCid(root)
-    this.resolveManifest()
+    this.resolveManifest(roots[0])
     this.walkChains()
     if (this.chainsIntact) {
       this.checkSeenAndOpen()
@@ -178,81 +185,43 @@ class Verifier {
 
   onBlock(block: ScannedBlock): void {
     this.blocks++
-    const key = Buffer.from(block.digest).toString('latin1')
     const data = this.b.subarray(block.dataOffset, block.dataOffset + block.dataLength)
     if (!block.intact) {
-      // Data may be intact under a damaged CID header: keep it aside; a link may vouch for it.
-      const rec = this.entryRec(key, block, data, false)
-      if (rec !== undefined) this.suspects.set(key, rec)
+      // The data may be intact under a damaged CID header: keep it aside; a link may vouch for it.
+      const rec = this.entryRec(block, data, false)
+      if (rec !== undefined) {
+        rec.ownDigest = block.digest
+        this.suspects.push(rec)
+      }
       return
     }
-    if (this.recs.has(key) || this.manifestCandidates.some((m) => m.key === key)) {
-      this.problem({ code: 'UnexpectedBlockError', message: `block at byte ${block.sectionOffset} appears twice`, offset: block.sectionOffset, keys: [key] })
-      return
-    }
-    const rec = this.entryRec(key, block, data, true)
-    if (rec !== undefined) this.recs.set(key, rec)
+    const rec = this.entryRec(block, data, true)
+    if (rec === undefined) return
+    let chain = this.byAuthor.get(rec.author)
+    if (chain === undefined) this.byAuthor.set(rec.author, (chain = []))
+    this.recCount++
+    // A seq beyond the number of blocks cannot belong to an intact chain; keep the array dense.
+    if (rec.seq > this.b.byteLength / 40 || chain[rec.seq] !== undefined) this.extras.push(rec)
+    else chain[rec.seq] = rec
   }
 
   /** Decode one block as an entry (strictly); report problems when `report`. */
-  entryRec(key: string, block: ScannedBlock, data: Uint8Array, report: boolean): Rec | undefined {
+  entryRec(block: ScannedBlock, data: Uint8Array, report: boolean): Rec | undefined {
     const s = scanEnvelope(data)
     if (s === undefined) {
-      if (!report) return undefined
-      // Not a canonical entry: a manifest, or a bad entry whose exact fault core names.
-      let value: unknown
-      try {
-        value = decode(data)
-      } catch (err) {
-        this.problem({ code: (err as Error).name, message: (err as Error).message, offset: block.sectionOffset, keys: [key] })
-        return undefined
-      }
-      if (value !== null && typeof value === 'object' && (value as { type?: unknown }).type === 'tally-export') {
-        try {
-          this.manifestCandidates.push({ key, manifest: parseManifest(value) })
-        } catch (err) {
-          this.problem({ code: 'ManifestError', message: (err as Error).message, offset: block.sectionOffset, keys: [key], anchor: true })
-        }
-        return undefined
-      }
-      try {
-        decodeEntry(data)
-        this.problem({ code: 'DecodeError', message: 'entry is not in canonical form', offset: block.sectionOffset, keys: [key] })
-      } catch (err) {
-        const name = err instanceof TallyError ? err.name : 'DecodeError'
-        this.problem({ code: name, message: (err as Error).message, offset: block.sectionOffset, keys: [key] })
-      }
+      if (report) this.notAnEntry(block, data)
       return undefined
     }
     let body: unknown
     try {
       body = decode(data.subarray(s.bodyStart, s.bodyEnd))
     } catch (err) {
-      if (report) this.problem({ code: 'DecodeError', message: `entry body: ${(err as Error).message}`, offset: block.sectionOffset, keys: [key] })
+      if (report) this.problem({ code: 'DecodeError', message: `entry body: ${(err as Error).message}`, offset: block.sectionOffset, digests: [block.digest] })
       return undefined
     }
-    if (report) {
-      for (const doc of embeddedDocuments(body)) {
-        this.documents++
-        const id = Buffer.from(doc.sig).toString('latin1')
-        let ok = this.docCache.get(id)
-        if (ok === undefined) {
-          try {
-            ok = documentSignatureValid(doc)
-          } catch {
-            ok = false
-          }
-          this.docCache.set(id, ok)
-        }
-        if (!ok) {
-          this.problem({ code: 'EmbeddedDocumentError', message: `embedded ${doc.type} document by ${doc.by} does not verify`, keys: [key] })
-        }
-      }
-    }
-    if (s.kind === 'open' || s.kind === 'checkpoint' || s.kind === 'checkpoint-proposal') this.bodies.set(key, body)
     const base = block.dataOffset
-    return new Rec(
-      key,
+    const rec = new Rec(
+      block.declaredAt,
       block.dataOffset,
       block.dataLength,
       s.author,
@@ -263,32 +232,71 @@ class Verifier {
       s.prevDigestAt < 0 ? -1 : base + s.prevDigestAt,
       s.seenDigestAt < 0 ? -1 : base + s.seenDigestAt,
     )
+    if (s.kind === 'open' || s.kind === 'checkpoint' || s.kind === 'checkpoint-proposal') this.bodies.set(rec, body)
+    if (report && typeof body === 'object' && body !== null) this.checkDocuments(body, rec)
+    return rec
   }
 
-  resolveManifest(): void {
-    if (this.rootKey !== undefined) {
-      const found = this.manifestCandidates.find((m) => m.key === this.rootKey)
-      if (found !== undefined) this.manifest = found.manifest
-      else if (this.recs.has(this.rootKey)) {
-        this.problem({ code: 'ManifestError', message: 'the CAR root is an entry, not an export manifest', keys: [], anchor: true })
-      } else {
-        const rootBlockSeen = this.pending.some((p) => p.keys.includes(this.rootKey!))
-        if (!rootBlockSeen) this.problem({ code: 'ManifestError', message: 'the export manifest named by the CAR root is missing', keys: [], anchor: true })
-        else this.problem({ code: 'ManifestError', message: 'the export manifest is damaged', keys: [], anchor: true })
+  checkDocuments(body: unknown, rec: Rec): void {
+    for (const doc of embeddedDocuments(body)) {
+      this.documents++
+      const id = Buffer.from(doc.sig.buffer, doc.sig.byteOffset, doc.sig.byteLength).toString('latin1')
+      let ok = this.docCache.get(id)
+      if (ok === undefined) {
+        try {
+          ok = documentSignatureValid(doc)
+        } catch {
+          ok = false
+        }
+        this.docCache.set(id, ok)
       }
+      if (!ok) this.problem({ code: 'EmbeddedDocumentError', message: `embedded ${doc.type} document by ${doc.by} does not verify`, rec })
     }
-    if (this.manifest === undefined && this.manifestCandidates.length === 1) {
-      this.manifest = this.manifestCandidates[0]!.manifest
-      this.problem({ code: 'ManifestError', message: 'the CAR root does not name the export manifest', keys: [], anchor: true })
+  }
+
+  /** A block that is not a canonical entry: the manifest, or a bad entry whose exact fault core names. */
+  notAnEntry(block: ScannedBlock, data: Uint8Array): void {
+    const digests = [block.digest]
+    let value: unknown
+    try {
+      value = decode(data)
+    } catch (err) {
+      this.problem({ code: (err as Error).name, message: (err as Error).message, offset: block.sectionOffset, digests })
+      return
     }
-    for (const c of this.manifestCandidates) {
-      if (this.manifest !== undefined && c.manifest === this.manifest) continue
-      this.problem({ code: 'UnexpectedBlockError', message: 'an extra export manifest', keys: [c.key] })
+    if (value !== null && typeof value === 'object' && (value as { type?: unknown }).type === 'tally-export') {
+      try {
+        this.manifestBlocks.push({ digest: block.digest, offset: block.sectionOffset, manifest: parseManifest(value) })
+      } catch (err) {
+        this.problem({ code: 'ManifestError', message: (err as Error).message, offset: block.sectionOffset, digests })
+      }
+      return
+    }
+    try {
+      decodeEntry(data)
+      this.problem({ code: 'DecodeError', message: 'entry is not in canonical form', offset: block.sectionOffset, digests })
+    } catch (err) {
+      this.problem({ code: err instanceof TallyError ? err.name : 'DecodeError', message: (err as Error).message, offset: block.sectionOffset, digests })
+    }
+  }
+
+  resolveManifest(root: CID | undefined): void {
+    const rootDigest = root === undefined ? undefined : digestOfCid(root)
+    const atRoot = rootDigest === undefined ? undefined : this.manifestBlocks.find((m) => bytesEq(m.digest, rootDigest))
+    if (atRoot !== undefined) this.manifest = atRoot.manifest
+    else if (this.manifestBlocks.length === 1) {
+      this.manifest = this.manifestBlocks[0]!.manifest
+      this.problem({ code: 'ManifestError', message: 'the CAR root does not name the export manifest' })
+    } else if (rootDigest !== undefined) {
+      this.problem({ code: 'ManifestError', message: 'the export manifest named by the CAR root is missing or damaged' })
+    }
+    for (const m of this.manifestBlocks) {
+      if (m.manifest !== this.manifest) this.problem({ code: 'UnexpectedBlockError', message: 'an extra export manifest', offset: m.offset })
     }
     this.pair = this.manifest?.pair ?? this.pairFromOpenEntries()
     if (this.pair !== undefined) {
       try {
-        this.pairKey = keyOfCid(pairIdOf(this.pair))
+        this.pairDigest = pairIdOf(this.pair).multihash.digest
       } catch {
         this.pair = undefined
       }
@@ -297,10 +305,11 @@ class Verifier {
 
   /** Without a usable manifest, the pair is what the 'open' entries say. */
   pairFromOpenEntries(): PairDescriptor | undefined {
-    for (const r of this.recs.values()) {
-      if (r.kind !== 'open') continue
-      const body = this.bodies.get(r.key) as { pair?: PairDescriptor } | undefined
-      if (body?.pair !== undefined && typeof body.pair.provider === 'string' && typeof body.pair.consumer === 'string') {
+    for (const chain of this.byAuthor.values()) {
+      const rec = chain[1]
+      if (rec === undefined || rec.kind !== 'open') continue
+      const body = this.bodies.get(rec) as { pair?: PairDescriptor } | undefined
+      if (typeof body?.pair?.provider === 'string' && typeof body.pair.consumer === 'string') {
         return { provider: body.pair.provider, consumer: body.pair.consumer }
       }
     }
@@ -309,84 +318,100 @@ class Verifier {
 
   // --- pass 2: chains by hash link -------------------------------------------------------
 
-  party(role: PartyRole): string {
-    return role === 'provider' ? this.pair!.provider : this.pair!.consumer
+  party(r: number): string {
+    return r === PROVIDER ? this.pair!.provider : this.pair!.consumer
   }
 
-  headOf(role: PartyRole): { seq: number; key: string } | null {
-    const h = this.manifest?.heads[role]
-    if (this.manifest !== undefined) return h === null || h === undefined ? null : { seq: h.seq, key: keyOfCid(h.cid) }
-    // No manifest: the highest entry of the party that nothing else links past.
-    let best: Rec | undefined
-    for (const r of [...this.recs.values(), ...this.suspects.values()]) {
-      if (r.author === this.party(role) && (best === undefined || r.seq > best.seq)) best = r
+  headOf(r: number): Expect | null {
+    const author = this.party(r)
+    if (this.manifest !== undefined) {
+      const h = this.manifest.heads[ROLES[r]!]
+      const digest = h === null ? undefined : digestOfCid(h.cid)
+      return h === null || digest === undefined ? null : { author, seq: h.seq, digest }
     }
-    return best === undefined ? null : { seq: best.seq, key: best.key }
+    // No manifest: the highest entry of the party.
+    const chain = this.byAuthor.get(author) ?? []
+    let best: Rec | undefined = chain[chain.length - 1]
+    for (const r of this.suspects) if (r.author === author && (best === undefined || r.seq > best.seq)) best = r
+    return best === undefined ? null : { author, seq: best.seq, digest: this.digestOf(best) }
+  }
+
+  /** The entry a link expects at (author, seq), whose digest is in `buf` at `off`. */
+  find(author: string, seq: number, buf: Uint8Array, off: number): Rec | undefined {
+    const at = this.byAuthor.get(author)?.[seq]
+    if (at !== undefined && this.recIs(at, buf, off)) return at
+    for (const r of this.extras) if (r.author === author && r.seq === seq && this.recIs(r, buf, off)) return r
+    for (const r of this.suspects) if (r.author === author && r.seq === seq && this.recIs(r, buf, off)) return r
+    return undefined
   }
 
   walkChains(): void {
     if (this.pair === undefined) {
       this.chainsIntact = false
-      this.problem({ code: 'ManifestError', message: 'cannot tell the pair: no manifest and no open entry', keys: [], anchor: true })
+      this.problem({ code: 'ManifestError', message: 'cannot tell the pair: no manifest and no open entry' })
       return
     }
-    for (const role of ROLES) {
-      const author = this.party(role)
-      const head = this.headOf(role)
+    for (const r of [PROVIDER, CONSUMER]) {
+      const role = ROLES[r]!
+      const author = this.party(r)
+      const head = this.headOf(r)
+      this.heads[r] = head
       const chain: (Rec | undefined)[] = []
-      this.chains[role] = chain
-      let seq = head?.seq ?? 0
-      let key: string | null = head?.key ?? null
-      if (head !== null && head.seq > this.recs.size + this.suspects.size) {
-        this.expected.set(head.key, { author, seq })
-        this.problem({ code: 'MissingEntryError', message: `the ${role} head is #${head.seq}, the export holds fewer entries`, keys: [head.key] })
-        this.chainBroken(role, seq + 1)
+      this.chains[r] = chain
+      if (head === null) continue
+      this.lowestReached[r] = head.seq + 1
+      if (head.seq > this.recCount + this.suspects.length) {
+        this.problem({ code: 'MissingEntryError', message: `the ${role} head is #${head.seq}, the export holds fewer entries`, expect: head })
+        this.chainsIntact = false
         continue
       }
-      while (seq >= 1 && key !== null) {
-        const rec = this.recs.get(key) ?? this.suspects.get(key)
-        if (rec === undefined || rec.author !== author || rec.seq !== seq) this.expected.set(key, { author, seq })
+      chain.length = head.seq + 1
+      let seq = head.seq
+      let buf = head.digest
+      let off = 0
+      for (;;) {
+        const rec = this.find(author, seq, buf, off)
         if (rec === undefined) {
-          this.problem({ code: 'MissingEntryError', message: `${role} entry #${seq} is not in the export (or is damaged)`, keys: [key] })
-          this.chainBroken(role, seq)
+          const expect = { author, seq, digest: buf.slice(off, off + 32) }
+          this.problem({ code: 'MissingEntryError', message: `${role} entry #${seq} is not in the export (or is damaged)`, expect })
+          this.chainsIntact = false
           break
         }
-        if (rec.author !== author || rec.seq !== seq) {
-          this.problem({ code: 'BrokenLinkError', message: `the link to ${role} entry #${seq} leads to ${rec.author}#${rec.seq}`, keys: [key] })
-          this.chainBroken(role, seq)
-          break
-        }
-        if (!bytesEq(this.b.subarray(rec.pairAt, rec.pairAt + 32), Buffer.from(this.pairKey!, 'latin1'))) {
-          this.problem({ code: 'ForeignPairError', message: `${role} entry #${seq} belongs to another pair`, keys: [key] })
+        if (!eq32(this.b, rec.pairAt, this.pairDigest!, 0)) {
+          this.problem({ code: 'ForeignPairError', message: `${role} entry #${rec.seq} belongs to another pair`, rec })
           this.chainsIntact = false
         }
         rec.reached = true
-        this.reachedCount[role]++
+        this.reachedCount[r] = this.reachedCount[r]! + 1
+        this.lowestReached[r] = seq
         chain[seq] = rec
-        key = rec.prevAt < 0 ? null : this.key(rec.prevAt)
+        if (rec.prevAt < 0) break
         seq--
+        buf = this.b
+        off = rec.prevAt
       }
     }
-    // Entries no link reaches: forks, strays, foreign entries.
-    for (const rec of this.recs.values()) {
-      if (rec.reached) continue
-      const role = rec.author === this.pair.provider ? 'provider' : rec.author === this.pair.consumer ? 'consumer' : undefined
-      if (role !== undefined && rec.seq < this.brokenBelow[role]) continue
-      const twin = role === undefined ? undefined : this.chains[role][rec.seq]
-      if (twin !== undefined && this.isEquivocation(twin, rec)) {
-        this.problem({ code: 'EquivocationError', message: `${role} signed two different entries #${rec.seq}`, keys: [twin.key] })
-      } else if (role === undefined) {
-        this.problem({ code: 'WrongAuthorError', message: `entry by ${rec.author}, not a party of this pair`, keys: [rec.key], claimed: rec })
-      } else {
-        this.problem({ code: 'UnexpectedBlockError', message: `${role} entry #${rec.seq} is not on the chain from the head`, keys: [rec.key], claimed: rec })
-      }
-      this.chainsIntact = false
-    }
+    this.reportUnreached()
   }
 
-  chainBroken(role: PartyRole, seq: number): void {
-    this.chainsIntact = false
-    this.brokenBelow[role] = seq
+  /** Entries no link reaches: forks, strays, entries beyond the heads, foreign entries. */
+  reportUnreached(): void {
+    const visit = (rec: Rec) => {
+      if (rec.reached) return
+      const r = rec.author === this.pair!.provider ? PROVIDER : rec.author === this.pair!.consumer ? CONSUMER : -1
+      if (r >= 0 && rec.seq < this.lowestReached[r]!) return // below a break: reported as missing already
+      this.chainsIntact = false
+      const twin = r < 0 ? undefined : this.chains[r]![rec.seq]
+      if (twin !== undefined && this.isEquivocation(twin, rec)) {
+        this.problem({ code: 'EquivocationError', message: `${ROLES[r]} signed two different entries #${rec.seq}`, rec: twin })
+      } else if (r < 0) {
+        this.problem({ code: 'WrongAuthorError', message: `entry by ${rec.author}, not a party of this pair`, rec })
+      } else {
+        this.problem({ code: 'UnexpectedBlockError', message: `${ROLES[r]} entry #${rec.seq} is not on the chain from the head`, rec })
+      }
+    }
+    for (const chain of this.byAuthor.values()) for (const rec of chain) if (rec !== undefined) visit(rec)
+    for (const rec of this.extras) visit(rec)
   }
 
   block(rec: Rec): EntryBlock {
@@ -403,103 +428,124 @@ class Verifier {
   }
 
   checkSeenAndOpen(): void {
-    for (const role of ROLES) {
-      const other: PartyRole = role === 'provider' ? 'consumer' : 'provider'
-      const chain = this.chains[role]
+    for (const r of [PROVIDER, CONSUMER]) {
+      const role = ROLES[r]!
+      const other = this.chains[1 - r]!
+      const chain = this.chains[r]!
+      // Seen links only move forward, so one pointer along the other chain finds every target.
+      let j = 1
       let last = 0
       for (let seq = 1; seq < chain.length; seq++) {
         const rec = chain[seq]!
         if (seq === 1) this.checkOpen(rec, role)
-        else if (rec.kind === 'open') this.problem({ code: 'OpenEntryError', message: `'open' entry at seq ${seq}`, keys: [rec.key] })
+        else if (rec.kind === 'open') this.problem({ code: 'OpenEntryError', message: `'open' entry at seq ${seq}`, rec })
         if (rec.seenAt < 0) {
-          if (last > 0) this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} drops its seen link`, keys: [rec.key] })
+          if (last > 0) this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} drops its seen link`, rec })
           continue
         }
-        const seenKey = this.key(rec.seenAt)
-        const target = this.recs.get(seenKey) ?? this.suspects.get(seenKey)
-        if (target === undefined || !target.reached || target.author !== this.party(other)) {
-          this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} has a seen link to no ${other} entry of the export`, keys: [rec.key] })
+        let k = Math.max(j, 1)
+        while (k < other.length && !this.recIs(other[k]!, this.b, rec.seenAt)) k++
+        if (k >= other.length) {
+          const behind = other.slice(1, j).some((o) => o !== undefined && this.recIs(o, this.b, rec.seenAt))
+          this.problem({
+            code: 'SeenLinkError',
+            message: behind ? `${role} entry #${seq} has a seen link going backwards` : `${role} entry #${seq} has a seen link to no entry of the other chain`,
+            rec,
+          })
           continue
         }
-        if (target.seq < last) this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} has a seen link going backwards`, keys: [rec.key] })
-        rec.seenSeq = target.seq
-        last = Math.max(last, target.seq)
+        rec.seenSeq = k
+        last = k
+        j = k
       }
     }
   }
 
   checkOpen(rec: Rec, role: PartyRole): void {
     if (rec.kind !== 'open') {
-      this.problem({ code: 'OpenEntryError', message: `the first ${role} entry is '${rec.kind}', not 'open'`, keys: [rec.key] })
+      this.problem({ code: 'OpenEntryError', message: `the first ${role} entry is '${rec.kind}', not 'open'`, rec })
       return
     }
     try {
-      const body = parseWith(openBodySchema, this.bodies.get(rec.key), 'open entry body')
+      const body = parseWith(openBodySchema, this.bodies.get(rec), 'open entry body')
       if (body.pair.provider !== this.pair!.provider || body.pair.consumer !== this.pair!.consumer || body.role !== role) {
-        this.problem({ code: 'OpenEntryError', message: `the ${role} open entry names another pair or role`, keys: [rec.key] })
+        this.problem({ code: 'OpenEntryError', message: `the ${role} open entry names another pair or role`, rec })
       }
     } catch (err) {
-      this.problem({ code: 'OpenEntryError', message: (err as Error).message, keys: [rec.key] })
+      this.problem({ code: 'OpenEntryError', message: (err as Error).message, rec })
     }
   }
 
-  nodes(role: PartyRole): MergeNode[] {
-    const chain = this.chains[role]
-    const out: MergeNode[] = new Array(Math.max(0, chain.length - 1))
-    for (let seq = 1; seq < chain.length; seq++) out[seq - 1] = { time: chain[seq]!.time, seenSeq: chain[seq]!.seenSeq }
+  nodes(r: number, from = 0, to = this.chains[r]!.length - 1, otherFrom = 0): MergeNode[] {
+    const chain = this.chains[r]!
+    const out: MergeNode[] = new Array(Math.max(0, to - from))
+    for (let seq = from + 1; seq <= to; seq++) {
+      const rec = chain[seq]!
+      out[seq - from - 1] = { time: rec.time, seenSeq: Math.max(0, rec.seenSeq - otherFrom) }
+    }
     return out
   }
 
   buildTimeline(): void {
-    const { order } = mergeOrder(this.nodes('provider'), this.nodes('consumer'), this.pair!.provider, this.pair!.consumer)
-    const next = { provider: 1, consumer: 1 }
-    this.order = order.map((role) => ({ role, seq: next[role]++ }))
+    const { order } = mergeOrder(this.nodes(PROVIDER), this.nodes(CONSUMER), this.pair!.provider, this.pair!.consumer)
+    this.order = Uint8Array.from(order, (role) => (role === 'provider' ? PROVIDER : CONSUMER))
   }
 
   // --- checkpoints ------------------------------------------------------------------------
 
   checkCheckpoints(): void {
-    const listed = new Set((this.manifest?.checkpoints ?? []).map(keyOfCid))
-    const found = new Set<string>()
-    for (const { role, seq } of this.order) {
-      const rec = this.chains[role][seq]!
+    const listed = (this.manifest?.checkpoints ?? []).map((c) => digestOfCid(c) ?? new Uint8Array(32))
+    const found: Rec[] = []
+    const next = [1, 1]
+    for (const r of this.order) {
+      const rec = this.chains[r]![next[r]!++]!
       if (rec.kind === 'checkpoint-proposal') this.checkProposal(rec)
       if (rec.kind !== 'checkpoint') continue
-      found.add(rec.key)
-      if (this.manifest !== undefined && !listed.has(rec.key)) this.problem({ code: 'ManifestError', message: 'checkpoint missing from the manifest list', keys: [rec.key] })
+      found.push(rec)
+      if (this.manifest !== undefined && !listed.some((d) => this.recIs(rec, d, 0))) {
+        this.problem({ code: 'ManifestError', message: 'checkpoint missing from the manifest list', rec })
+      }
       try {
-        this.checkCheckpoint(rec, role)
+        this.checkCheckpoint(rec, r)
       } catch (err) {
-        const name = err instanceof TallyError ? err.name : 'CheckpointError'
-        this.problem({ code: name, message: (err as Error).message, keys: [rec.key] })
+        this.problem({ code: err instanceof TallyError ? err.name : 'CheckpointError', message: (err as Error).message, rec })
       }
     }
-    for (const k of listed) {
-      if (!found.has(k)) this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfKey(k)}, not a checkpoint of the chains`, keys: [k], anchor: true })
+    for (const d of listed) {
+      if (!found.some((rec) => this.recIs(rec, d, 0))) {
+        this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfDigest(d)}, not a checkpoint of the chains` })
+      }
     }
   }
 
   checkProposal(rec: Rec): void {
     try {
-      const p = parseProposalBody(this.bodies.get(rec.key))
-      if (keyOfCid(p.statement.pair) !== this.pairKey) throw new TallyError('proposal is for another pair')
+      const p = parseProposalBody(this.bodies.get(rec))
+      if (!bytesEq(p.statement.pair.multihash.digest, this.pairDigest!)) throw new TallyError('proposal is for another pair')
       if (!statementSignatureValid(p.statement, p.sig, rec.author)) throw new TallyError('proposal signature does not verify')
     } catch (err) {
-      this.problem({ code: 'CheckpointError', message: (err as Error).message, keys: [rec.key] })
+      this.problem({ code: 'CheckpointError', message: (err as Error).message, rec })
     }
   }
 
-  checkCheckpoint(rec: Rec, role: PartyRole): void {
-    const body = parseCheckpointBody(this.bodies.get(rec.key))
+  /** The reached entry of chain r whose digest equals `cid`'s, if any. */
+  reachedByCid(r: number, cid: CID): Rec | undefined {
+    const d = digestOfCid(cid)
+    if (d === undefined) return undefined
+    for (const rec of this.chains[r]!) if (rec !== undefined && bytesEq(this.digestOf(rec), d)) return rec
+    return undefined
+  }
+
+  checkCheckpoint(rec: Rec, r: number): void {
+    const body = parseCheckpointBody(this.bodies.get(rec))
     const s = body.statement
-    if (keyOfCid(s.pair) !== this.pairKey) throw new TallyError('checkpoint is for another pair')
+    if (!bytesEq(s.pair.multihash.digest, this.pairDigest!)) throw new TallyError('checkpoint is for another pair')
     assertStatementSigs(s, body.sigs, this.pair!)
-    const proposal = this.recs.get(keyOfCid(body.proposal))
-    const other: PartyRole = role === 'provider' ? 'consumer' : 'provider'
-    if (proposal === undefined || !proposal.reached || proposal.kind !== 'checkpoint-proposal' || proposal.author !== this.party(other)) {
+    const proposal = this.reachedByCid(1 - r, body.proposal)
+    if (proposal === undefined || proposal.kind !== 'checkpoint-proposal') {
       throw new TallyError("checkpoint does not answer the other party's proposal in the export")
     }
-    const p = parseProposalBody(this.bodies.get(proposal.key))
+    const p = parseProposalBody(this.bodies.get(proposal))
     if (!statementCid(p.statement).equals(statementCid(s))) throw new TallyError('checkpoint statement differs from its proposal')
     let prev: CheckpointState | null = null
     if (s.prev !== null) {
@@ -508,22 +554,25 @@ class Verifier {
     }
     const to = { provider: s.heads.provider?.seq ?? 0, consumer: s.heads.consumer?.seq ?? 0 }
     const from = prev?.heads ?? { provider: 0, consumer: 0 }
-    for (const r of ROLES) {
-      const h = s.heads[r]
+    for (const x of [PROVIDER, CONSUMER]) {
+      const role = ROLES[x]!
+      const h = s.heads[role]
+      if (to[role] < from[role]) throw new TallyError('checkpoint heads go backwards')
       if (h === null) continue
-      const at = this.chains[r][h.seq]
-      if (at === undefined || at.key !== keyOfCid(h.cid)) throw new TallyError(`checkpoint ${r} head #${h.seq} is not that entry of the chain`)
-      if (to[r] < from[r]) throw new TallyError('checkpoint heads go backwards')
+      const at = this.chains[x]![h.seq]
+      const d = digestOfCid(h.cid)
+      if (at === undefined || d === undefined || !bytesEq(this.digestOf(at), d)) throw new TallyError(`checkpoint ${role} head #${h.seq} is not that entry of the chain`)
     }
     const f = this.coverage(prev, from, to)
-    if (f.size !== s.size || !bytesEq(f.root(), s.root)) throw new TallyError('checkpoint root or size does not match the entries it covers')
+    const root = f.root()
+    if (f.size !== s.size || !bytesEq(root, s.root)) throw new TallyError('checkpoint root or size does not match the entries it covers')
     const state: CheckpointState = {
       statement: statementCid(s),
-      entry: cidOfKey(rec.key),
+      entry: cidOfDigest(this.digestOf(rec)),
       prev: s.prev,
       heads: to,
       size: f.size,
-      root: f.root(),
+      root,
       frontier: { nodes: f.nodes, sizes: f.sizes },
     }
     this.states.set(state.statement.toString(), state)
@@ -532,27 +581,32 @@ class Verifier {
   }
 
   coverage(prev: CheckpointState | null, from: { provider: number; consumer: number }, to: { provider: number; consumer: number }): MerkleFrontier {
-    const slice = (role: PartyRole): MergeNode[] => {
-      const other: PartyRole = role === 'provider' ? 'consumer' : 'provider'
-      const out: MergeNode[] = []
-      for (let seq = from[role] + 1; seq <= to[role]; seq++) {
-        const r = this.chains[role][seq]!
-        if (r.seenSeq > to[other]) throw new TallyError(`checkpoint covers ${role} #${seq}, which saw beyond the ${other} head`)
-        out.push({ time: r.time, seenSeq: Math.max(0, r.seenSeq - from[other]) })
+    for (const x of [PROVIDER, CONSUMER]) {
+      for (let seq = from[ROLES[x]!] + 1; seq <= to[ROLES[x]!]; seq++) {
+        if (this.chains[x]![seq]!.seenSeq > to[ROLES[1 - x]!]) {
+          throw new TallyError(`checkpoint covers ${ROLES[x]} #${seq}, which saw beyond the ${ROLES[1 - x]} head`)
+        }
       }
-      return out
     }
-    const { order } = mergeOrder(slice('provider'), slice('consumer'), this.pair!.provider, this.pair!.consumer)
+    const { order } = mergeOrder(
+      this.nodes(PROVIDER, from.provider, to.provider, from.consumer),
+      this.nodes(CONSUMER, from.consumer, to.consumer, from.provider),
+      this.pair!.provider,
+      this.pair!.consumer,
+    )
     const f = new MerkleFrontier()
     if (prev !== null) {
       f.nodes = prev.frontier.nodes.slice()
       f.sizes = prev.frontier.sizes.slice()
       f.size = prev.size
     }
-    const next = { provider: from.provider + 1, consumer: from.consumer + 1 }
+    const leaf = new Uint8Array(36)
+    leaf.set(CID_PREFIX, 0)
+    const next = [from.provider + 1, from.consumer + 1]
     for (const role of order) {
-      const r = this.chains[role][next[role]++]!
-      f.add(cidOfKey(r.key).bytes)
+      const x = role === 'provider' ? PROVIDER : CONSUMER
+      leaf.set(this.digestOf(this.chains[x]![next[x]!++]!), 4)
+      f.add(leaf)
     }
     return f
   }
@@ -561,9 +615,10 @@ class Verifier {
 
   checkHeadSignatures(): void {
     if (this.pair === undefined) return
-    for (const role of ROLES) {
-      const chain = this.chains[role]
-      const targets = this.opts.verifyAll === true ? chain.filter((r): r is Rec => r !== undefined) : [chain[chain.length - 1]].filter((r): r is Rec => r !== undefined)
+    for (const r of [PROVIDER, CONSUMER]) {
+      const chain = this.chains[r]!
+      const top = chain[chain.length - 1]
+      const targets = this.opts.verifyAll === true ? chain.filter((x): x is Rec => x !== undefined) : top === undefined ? [] : [top]
       for (const rec of targets) {
         let ok = false
         try {
@@ -571,79 +626,78 @@ class Verifier {
         } catch {
           ok = false
         }
-        if (!ok) this.problem({ code: 'SignatureError', message: `${role} entry #${rec.seq} has an invalid signature`, keys: [rec.key] })
+        if (!ok) this.problem({ code: 'SignatureError', message: `${ROLES[r]} entry #${rec.seq} has an invalid signature`, rec })
       }
     }
   }
 
   replay(fn: (timeline: EntryBlock[]) => VerifyProblem[]): void {
-    const timeline = this.order.map(({ role, seq }) => this.block(this.chains[role][seq]!))
+    const next = [1, 1]
+    const timeline = Array.from(this.order, (r) => this.block(this.chains[r]![next[r]!++]!))
     let found: VerifyProblem[]
     try {
       found = fn(timeline)
     } catch (err) {
       found = [{ code: err instanceof Error ? err.name : 'ReplayError', message: `replay failed: ${(err as Error).message}` }]
     }
-    for (const p of found) {
-      this.problemCount++
-      if (this.pending.length < MAX_PROBLEMS) this.pending.push({ ...p, keys: p.cid === undefined ? [] : safeKeys(p.cid) })
-    }
+    for (const given of found) this.problem({ code: given.code, message: given.message, given, ...(given.cid === undefined ? {} : { digests: safeDigest(given.cid) }) })
   }
 
   // --- report -----------------------------------------------------------------------------
 
-  name(p: PendingProblem, anchor: boolean): VerifyProblem {
-    const out: VerifyProblem = { code: p.code, message: p.message }
-    if (p.offset !== undefined) out.offset = p.offset
-    let who: { author: string; seq: number; key: string } | undefined
-    for (const k of p.keys) {
-      const rec = this.recs.get(k) ?? this.suspects.get(k)
-      if (rec?.reached === true) {
-        who = { author: rec.author, seq: rec.seq, key: k }
-        break
+  /** The entry a problem is about: its record, the link's expectation, or a block digest some link names. */
+  who(p: PendingProblem): { author: string; seq: number; digest: Uint8Array } | undefined {
+    if (p.rec !== undefined) return { author: p.rec.author, seq: p.rec.seq, digest: this.digestOf(p.rec) }
+    if (p.expect !== undefined) return p.expect
+    for (const d of p.digests ?? []) {
+      for (const r of [PROVIDER, CONSUMER]) {
+        const chain = this.chains[r] ?? []
+        for (const rec of chain) if (rec !== undefined && bytesEq(this.digestOf(rec), d)) return { author: rec.author, seq: rec.seq, digest: d }
       }
-      const exp = this.expected.get(k)
-      if (exp !== undefined) {
-        who = { ...exp, key: k }
-        break
-      }
+      for (const q of this.pending) if (q.expect !== undefined && bytesEq(q.expect.digest, d)) return q.expect
     }
-    if (who === undefined && p.claimed !== undefined && p.keys[0] !== undefined) who = { ...p.claimed, key: p.keys[0] }
-    if (who === undefined && anchor) who = this.anchorEntry()
-    if (who !== undefined) {
-      out.author = who.author
-      out.seq = who.seq
-      out.cid = cidOfKey(who.key).toString()
-    }
-    return out
+    return undefined
   }
 
   /**
    * Damage no link reaches (header, manifest, bytes lost to a broken length)
    * is reported against the nearest chain head: what the damaged part anchors.
    */
-  anchorEntry(): { author: string; seq: number; key: string } | undefined {
-    for (const role of this.pair === undefined ? [] : ROLES) {
-      const h = this.headOf(role)
-      if (h !== null) return { author: this.party(role), seq: h.seq, key: h.key }
+  anchor(): { author: string; seq: number; digest: Uint8Array } | undefined {
+    for (const h of this.heads) if (h !== null) return h
+    for (const chain of this.byAuthor.values()) {
+      const rec = chain[chain.length - 1]
+      if (rec !== undefined) return { author: rec.author, seq: rec.seq, digest: this.digestOf(rec) }
     }
-    for (const r of this.recs.values()) return { author: r.author, seq: r.seq, key: r.key }
     return undefined
   }
 
   finish(): ExportAnalysis {
+    const named = this.pending.map((p) => this.who(p))
     // Name through links first; only if nothing is named that way, anchor the unnamed to a head.
-    let problems = this.pending.map((p) => this.name(p, false))
-    if (!problems.some((p) => p.author !== undefined)) problems = this.pending.map((p) => this.name(p, true))
-    const firstNamed = problems.find((p) => p.author !== undefined)
-    const summary = (role: PartyRole) => {
-      const chain = this.chains[role]
-      const head = chain.length > 1 ? chain[chain.length - 1] : undefined
-      return { entries: this.reachedCount[role], head: head === undefined ? null : { seq: head.seq, cid: cidOfKey(head.key).toString() } }
+    if (!named.some((w) => w !== undefined)) {
+      const a = this.anchor()
+      for (let i = 0; i < named.length; i++) named[i] = a
+    }
+    const problems = this.pending.map((p, i): VerifyProblem => {
+      const out: VerifyProblem = p.given !== undefined ? { ...p.given } : { code: p.code, message: p.message }
+      if (p.offset !== undefined) out.offset = p.offset
+      const w = named[i]
+      if (w !== undefined && out.author === undefined) {
+        out.author = w.author
+        out.seq = w.seq
+        out.cid = cidOfDigest(w.digest).toString()
+      }
+      return out
+    })
+    const summary = (r: number) => {
+      const chain = this.chains[r]!
+      const top = chain.length > 1 ? chain[chain.length - 1] : undefined
+      return { entries: this.reachedCount[r]!, head: top === undefined ? null : { seq: top.seq, cid: cidOfDigest(this.digestOf(top)).toString() } }
     }
     const report: VerifyReport = {
       ok: this.problemCount === 0,
-      chains: { provider: summary('provider'), consumer: summary('consumer') },
+      chains: { provider: summary(PROVIDER), consumer: summary(CONSUMER) },
       checkpoints: this.stateList.length,
       documents: this.documents,
       blocks: this.blocks,
@@ -658,24 +712,26 @@ class Verifier {
     if (balances !== null && typeof balances === 'object' && !Array.isArray(balances) && !(balances instanceof Uint8Array)) {
       report.balances = balances as Record<string, unknown>
     }
-    const first = firstNamed ?? problems[0]
+    const first = problems.find((p) => p.author !== undefined) ?? problems[0]
     if (first !== undefined) report.firstProblem = first
-    const chains = {
-      provider: this.chains.provider.slice(1).map((r) => ({ dataOffset: r?.dataOffset ?? -1, dataLength: r?.dataLength ?? 0, key: r?.key ?? '' })),
-      consumer: this.chains.consumer.slice(1).map((r) => ({ dataOffset: r?.dataOffset ?? -1, dataLength: r?.dataLength ?? 0, key: r?.key ?? '' })),
+    const compact = (r: number) => this.chains[r]!.slice(1).map((x) => ({ dataOffset: x?.dataOffset ?? -1, dataLength: x?.dataLength ?? 0 }))
+    const analysis: ExportAnalysis = {
+      report,
+      bytes: this.b,
+      chains: { provider: compact(PROVIDER), consumer: compact(CONSUMER) },
+      states: this.stateList,
+      order: this.order,
     }
-    const analysis: ExportAnalysis = { report, bytes: this.b, chains, states: this.stateList, order: this.order }
     if (this.pair !== undefined) analysis.pair = this.pair
     return analysis
   }
 }
 
-function safeKeys(cid: string): string[] {
+function safeDigest(cid: string): Uint8Array[] {
   try {
-    return [keyOfCid(CID.parse(cid))]
+    const d = digestOfCid(CID.parse(cid))
+    return d === undefined ? [] : [d]
   } catch {
     return []
   }
 }
-
-export type { PeerIdString }

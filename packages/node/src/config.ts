@@ -26,7 +26,11 @@ function parsesAsMultiaddr(s: string): boolean {
 const multiaddrText = z.string().max(512).refine(parsesAsMultiaddr, { message: 'expected a multiaddr such as /ip4/127.0.0.1/tcp/4001' })
 /** A bootstrap entry must name the peer it expects (`.../p2p/<peer id>`), so the dial is authenticated. */
 const peerMultiaddrText = multiaddrText.refine((s) => /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s), { message: 'expected a multiaddr ending in /p2p/<peer id>' })
-const ms = z.number().int().positive().max(2 ** 31 - 1)
+const ms = z
+  .number()
+  .int()
+  .positive()
+  .max(2 ** 31 - 1)
 
 /**
  * Node configuration. Every field but `bootstrap` has a default; defaults
@@ -59,6 +63,8 @@ export const nodeConfigSchema = z.strictObject({
         .array(z.string().refine(isIpOrCidr, { message: 'expected an IP address or CIDR range' }))
         .max(64)
         .default([]),
+      /** How often each connection is pinged to detect dead peers and measure RTT. Default 10 s (libp2p's). */
+      pingIntervalMs: ms.default(10_000),
       /** Connection cap. Default 300. */
       maxConnections: z.number().int().min(1).max(10_000).default(300),
     })

@@ -281,7 +281,12 @@ export class Discovery {
     let inflight = 0
     let producing = true
     let failure: unknown
-    const fetchOpts = { policy, signal, ...(opts.offerTimeoutMs === undefined ? {} : { timeoutMs: opts.offerTimeoutMs }), ...(opts.now === undefined ? {} : { now: opts.now }) }
+    const fetchOpts = {
+      policy,
+      signal,
+      ...(opts.offerTimeoutMs === undefined ? {} : { timeoutMs: opts.offerTimeoutMs }),
+      ...(opts.now === undefined ? {} : { now: opts.now }),
+    }
 
     const evaluate = async (candidate: ProviderCandidate): Promise<DiscoveryResult> => {
       try {
@@ -377,13 +382,15 @@ export class Discovery {
   }
 
   #provideRound(keys: string[]): Promise<number[]> {
-    const round = this.#round.catch(() => {}).then(async () => {
-      const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)])
-      setMaxListeners(Infinity, signal)
-      const reached = await Promise.all(keys.map((k) => this.#provideKey(k, signal)))
-      this.#log('provided %d keys; peers reached per key: %s', keys.length, reached.join(','))
-      return reached
-    })
+    const round = this.#round
+      .catch(() => {})
+      .then(async () => {
+        const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)])
+        setMaxListeners(Infinity, signal)
+        const reached = await Promise.all(keys.map((k) => this.#provideKey(k, signal)))
+        this.#log('provided %d keys; peers reached per key: %s', keys.length, reached.join(','))
+        return reached
+      })
     this.#round = round
     return round
   }

@@ -219,7 +219,8 @@ export class FrameStream {
     if (err instanceof FrameTimeoutError || err instanceof FrameTooLargeError || err instanceof RateLimitedError) return err
     if (callerSignal?.aborted === true) return err
     if (isNamed(err, 'UnexpectedEOFError')) return new StreamEndedError('stream ended in the middle of a frame', {}, { cause: err })
-    if (isNamed(err, 'StreamBufferError')) return new FrameTooLargeError(`peer sent more than ${this.maxFrameBytes} bytes ahead of the reader`, {}, { cause: err })
+    if (isNamed(err, 'StreamBufferError'))
+      return new FrameTooLargeError(`peer sent more than ${this.maxFrameBytes} bytes ahead of the reader`, {}, { cause: err })
     if (isNamed(err, 'StreamResetError', 'StreamAbortedError', 'StreamClosedError', 'StreamStateError', 'UnwrappedError')) {
       return new StreamEndedError(`stream closed: ${(err as Error).message}`, {}, { cause: err })
     }

@@ -206,9 +206,13 @@ export class Gossip {
     }
     if (!entry.limiter.take(from)) {
       this.counters.rateLimited++
-      this.counters.rejected++
-      this.#log.trace('reject %s message from %s via %s: over %d/s', topic, from, via, entry.policy.rate.perSecond)
-      return 'reject'
+      // Only the origin itself is penalised: a relay forwarding what its own bucket allowed is honest, and buckets
+      // downstream refill on their own clocks, so rejecting (and scoring) relayed excess would prune honest relays.
+      const firstHand = via === from
+      if (firstHand) this.counters.rejected++
+      else this.counters.ignored++
+      this.#log.trace('%s %s message from %s via %s: over %d/s', firstHand ? 'reject' : 'ignore', topic, from, via, entry.policy.rate.perSecond)
+      return firstHand ? 'reject' : 'ignore'
     }
     let verdict: GossipVerdict = 'accept'
     if (entry.validate !== undefined) {

@@ -7,6 +7,7 @@
  */
 import '@tally/core'
 
+export { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 export * from './errors.ts'
 export * from './constants.ts'
 export { type NodeConfig, type ResolvedNodeConfig, nodeConfigSchema, parseNodeConfig, localNetwork } from './config.ts'
@@ -47,7 +48,15 @@ export {
   type OfferFailure,
   type PriceCeiling,
 } from './offer.ts'
-export { OfferServer, fetchOffer, decodeOfferResponse, offerRequestSchema, offerResponseSchema, type FetchOfferOptions, type OfferResponse } from './offer-protocol.ts'
+export {
+  OfferServer,
+  fetchOffer,
+  decodeOfferResponse,
+  offerRequestSchema,
+  offerResponseSchema,
+  type FetchOfferOptions,
+  type OfferResponse,
+} from './offer-protocol.ts'
 export {
   Discovery,
   skipReasonOf,
@@ -73,3 +82,79 @@ export {
   type GossipCounters,
 } from './gossip.ts'
 export { TOPIC_SCORE_PARAMS, SCORE_THRESHOLDS, IpRangeSet, isIpOrCidr, scoreParams } from './gossip-score.ts'
+// ---- Monitors: probes, observations on gossip, intake, warrants --------------
+export { IdentityProofError, ProbeRequestError, InvalidWarrantError } from './monitoring-errors.ts'
+export {
+  PROBE_PROTOCOL,
+  PROBE_SIGNING_DOMAIN,
+  PROBE_NONCE_BYTES,
+  PROBE_MAX_N,
+  PROBE_REQUEST_MAX_BYTES,
+  PROBE_RESPONSE_MAX_BYTES,
+  PROBE_MAX_SKEW_MS,
+  probeRequestSchema,
+  probeResponseSchema,
+  identityProofPayload,
+  signIdentityProof,
+  checkIdentityProof,
+  decodeProbeRequest,
+  decodeProbeResponse,
+  type ProbeRequest,
+  type ProbeResponse,
+  type IdentityRequest,
+  type ComputeRequest,
+  type ProbeErrorCode,
+} from './probe-messages.ts'
+export {
+  ProbeResponder,
+  probeProvider,
+  PROBE_STREAM_RATE,
+  PROBE_COMPUTE_RATE,
+  DEFAULT_PROBE_TIMEOUT_MS,
+  DEFAULT_COMPUTE_TIMEOUT_MS,
+  type ChallengeSolver,
+  type ProbeResponderOptions,
+  type ProbeResponderStats,
+  type ProbeClient,
+  type ProbeOptions,
+  type ComputeProbeOptions,
+  type ProbeSample,
+  type IdentityResult,
+  type ComputeResult,
+} from './probe.ts'
+export {
+  observationValidator,
+  registerObservationValidator,
+  ObservationSequences,
+  OBSERVATION_MAX_AGE_MS,
+  OBSERVATION_MAX_SKEW_MS,
+  OBSERVATION_SEQ_WINDOW,
+  type ObservationValidatorOptions,
+  type ObservationDropReason,
+  type SequenceStatus,
+} from './observation-gossip.ts'
+export {
+  ObservationIntake,
+  OBSERVATION_META_PREFIX,
+  type ObservationIntakeOptions,
+  type ObservationQuery,
+  type IntakeCounters,
+  type IntakeOutcome,
+} from './intake.ts'
+export {
+  WARRANT_DOCUMENT_TYPE,
+  warrantBodySchema,
+  makeObservationWarrant,
+  makeEntryWarrant,
+  conflictingObservations,
+  verifyWarrant,
+  verifyWarrantDocument,
+  encodeWarrant,
+  WarrantRegistry,
+  evidenceAdmissible,
+  type Warrant,
+  type WarrantBody,
+  type VerifiedWarrant,
+  type WarrantStanding,
+} from './warrant.ts'
+export { WarrantGossip, WARRANT_META_PREFIX, type WarrantGossipOptions, type WarrantCounters } from './warrant-gossip.ts'

@@ -97,6 +97,7 @@ function libp2pOptions(config: ResolvedNodeConfig, identity: Identity): Libp2pOp
     streamMuxers: [yamux()],
     peerDiscovery,
     connectionManager: { allow: net.allowList, maxConnections: net.maxConnections },
+    connectionMonitor: { pingInterval: net.pingIntervalMs },
     services: {
       identify: identify(),
       ping: ping({ maxInboundStreams: PING_MAX_INBOUND_STREAMS, maxOutboundStreams: PING_MAX_OUTBOUND_STREAMS }),

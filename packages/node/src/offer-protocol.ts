@@ -114,7 +114,11 @@ export function decodeOfferResponse(bytes: Uint8Array): OfferResponse {
     return parseWith(offerResponseSchema, value, 'offer response')
   } catch (err) {
     if ((err as { details?: { path?: unknown } }).details?.path === 'type') {
-      throw new UnexpectedMessageError(`unexpected offer response type ${JSON.stringify(String((value as { type?: unknown })?.type).slice(0, 40))}`, {}, { cause: err })
+      throw new UnexpectedMessageError(
+        `unexpected offer response type ${JSON.stringify(String((value as { type?: unknown })?.type).slice(0, 40))}`,
+        {},
+        { cause: err },
+      )
     }
     throw new FrameDecodeError((err as Error).message, {}, { cause: err })
   }

@@ -124,7 +124,13 @@ export function verifyOffer(value: unknown, opts: VerifyOfferOptions): VerifiedO
   for (const cred of body.credentials) {
     try {
       admitted.push(
-        admitCredential(opts.policy, cred, { role: 'provider', at: now, subject: body.provider, jurisdiction: body.jurisdiction, hardwareClass: body.hardware.class }),
+        admitCredential(opts.policy, cred, {
+          role: 'provider',
+          at: now,
+          subject: body.provider,
+          jurisdiction: body.jurisdiction,
+          hardwareClass: body.hardware.class,
+        }),
       )
     } catch (err) {
       refusals.push((err as Error).message)

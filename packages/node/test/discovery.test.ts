@@ -104,7 +104,9 @@ describe('discovery on a loopback network', () => {
     Object.assign(providers, { h100de, a100ca, h100fr, wrongSigner, expired, untrusted, gone, issued })
     consumer = nodes[nodes.length - 1] as TallyNode
     await h100de!.discovery.announce(makeOffer(h100de!.identity))
-    await a100ca!.discovery.announce(makeOffer(a100ca!.identity, { hardware: { class: 'gpu.a100', count: 4, attestationSource: 'declared' }, jurisdiction: 'US-CA' }))
+    await a100ca!.discovery.announce(
+      makeOffer(a100ca!.identity, { hardware: { class: 'gpu.a100', count: 4, attestationSource: 'declared' }, jurisdiction: 'US-CA' }),
+    )
     await h100fr!.discovery.announce(makeOffer(h100fr!.identity, { jurisdiction: 'FR', price: { perEpoch: { amount: 900, asset: 'USD' }, epochMs: 60_000 } }))
     // Misbehaving providers serve offers our announce() would refuse, so they set them directly and provide by hand.
     const t4 = { hardware: { class: 'gpu.t4', count: 1, attestationSource: 'declared' }, jurisdiction: 'NL' } as const
@@ -117,7 +119,10 @@ describe('discovery on a loopback network', () => {
     const impostor = Identity.generate()
     await serveRaw(wrongSigner!, signDocument(impostor, OFFER_DOCUMENT_TYPE, offerBody(impostor, t4)) as Offer)
     await serveRaw(expired!, makeOffer(expired!.identity, { ...t4, validUntil: Date.now() - 1_000 }))
-    await serveRaw(untrusted!, makeOffer(untrusted!.identity, { ...t4, credentials: [selfCredential(untrusted!.identity, 'NL', { issuer: Identity.generate() })] }))
+    await serveRaw(
+      untrusted!,
+      makeOffer(untrusted!.identity, { ...t4, credentials: [selfCredential(untrusted!.identity, 'NL', { issuer: Identity.generate() })] }),
+    )
     await gone!.discovery.announce(makeOffer(gone!.identity, t4))
     await issued!.discovery.announce(makeOffer(issued!.identity, { ...t4, credentials: [selfCredential(issued!.identity, 'NL', { issuer })] }))
     await gone!.stop()
@@ -168,7 +173,9 @@ describe('discovery on a loopback network', () => {
     expect(skips(strict)[providers['untrusted']!.peerId]).toBe('credential')
     expect(skips(strict)[providers['issued']!.peerId]).toBe('credential')
     // and one that trusts our issuer admits exactly its subject
-    const byIssuer = await collect(consumer.discovery.discover({ hardwareClass: 'gpu.t4' }, { issuers: { provider: [issuer.peerId] } }, { offerTimeoutMs: 2_000 }))
+    const byIssuer = await collect(
+      consumer.discovery.discover({ hardwareClass: 'gpu.t4' }, { issuers: { provider: [issuer.peerId] } }, { offerTimeoutMs: 2_000 }),
+    )
     expect(peersOf(byIssuer)).toEqual([providers['issued']!.peerId])
     expect(skips(byIssuer)[providers['untrusted']!.peerId]).toBe('credential')
   })

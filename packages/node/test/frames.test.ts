@@ -147,7 +147,10 @@ describe('framed streams and /tally/offer/1.0.0 under bad input', () => {
     await expect(stalled).rejects.toMatchObject({ name: 'FrameTimeoutError' })
     const big = requestResponse(client.libp2p, server.libp2p.peerId, '/tally-test/big/1.0.0', Uint8Array.of(1), { maxResponseBytes: 1024, timeoutMs: 2_000 })
     await expect(big).rejects.toMatchObject({ name: 'FrameTooLargeError' })
-    const nobody = requestResponse(client.libp2p, server.libp2p.peerId, '/tally-test/absent/1.0.0', Uint8Array.of(1), { maxResponseBytes: 64, timeoutMs: 2_000 })
+    const nobody = requestResponse(client.libp2p, server.libp2p.peerId, '/tally-test/absent/1.0.0', Uint8Array.of(1), {
+      maxResponseBytes: 64,
+      timeoutMs: 2_000,
+    })
     await expect(nobody).rejects.toMatchObject({ name: 'PeerUnreachableError' })
   })
 

@@ -4,9 +4,8 @@
  * request is `{id, op, args}`; each answer `{id, ok, value | error}`.
  */
 import '@tally/core'
-import { multiaddr } from '@multiformats/multiaddr'
 import { Identity, issueCredential } from '@tally/core'
-import { createTallyNode, FrameStream, handleProtocol, localNetwork, signOffer, type TallyNode } from '../../../packages/node/src/index.ts'
+import { capabilityCid, capabilityKey, createTallyNode, FrameStream, handleProtocol, localNetwork, multiaddr, signOffer, type TallyNode } from '../../../packages/node/src/index.ts'
 
 const ECHO = '/tally-bench/echo/1.0.0'
 const nodes: TallyNode[] = []
@@ -33,6 +32,13 @@ async function inBatches<T>(items: T[], size: number, fn: (item: T) => Promise<v
   for (let i = 0; i < items.length; i += size) await Promise.all(items.slice(i, i + size).map(fn))
 }
 
+const churn = { opened: 0, closed: 0 }
+function watch(node: TallyNode): TallyNode {
+  node.libp2p.addEventListener('connection:open', () => churn.opened++)
+  node.libp2p.addEventListener('connection:close', () => churn.closed++)
+  return node
+}
+
 const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
   async baseline() {
     await settleMemory()
@@ -47,11 +53,11 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
       identity: Identity.generate(),
       listen: ['/ip4/127.0.0.1/tcp/0'],
       bootstrap: b,
-      network: localNetwork(),
+      network: { ...localNetwork(), ...(process.env['BENCH_PING_MS'] ? { pingIntervalMs: Number(process.env['BENCH_PING_MS']) } : {}) },
       bootTimeoutMs: 20_000,
     })
     if (bootstrap.length === 0) {
-      nodes.push(await createTallyNode(config([])))
+      nodes.push(watch(await createTallyNode(config([]))))
       bootstrap = [loopback(nodes[0]!)]
     }
     const todo = count - nodes.length
@@ -59,7 +65,7 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
       Array.from({ length: todo }, (_, i) => i),
       5,
       async () => {
-        nodes.push(await createTallyNode(config(bootstrap)))
+        nodes.push(watch(await createTallyNode(config(bootstrap))))
       },
     )
     return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId) }
@@ -67,13 +73,25 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
 
   /** One self-lookup per node once everyone has joined, as the periodic self-query would do. */
   async settle() {
+    let timedOut = 0
     await inBatches(nodes, 5, async (node) => {
-      for await (const _ of node.libp2p.services.dht.getClosestPeers(node.libp2p.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(20_000) })) {
-        // drain
+      try {
+        for await (const _ of node.libp2p.services.dht.getClosestPeers(node.libp2p.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(30_000) })) {
+          // drain
+        }
+      } catch {
+        timedOut++ // aborting a query throws (pitfall 8); the table is filled as far as it got
       }
     })
     const sizes = nodes.map((n) => (n.libp2p.services.dht as unknown as { routingTable: { size: number } }).routingTable.size)
-    return { routingTableMin: Math.min(...sizes), connectionsAvg: nodes.reduce((s, n) => s + n.libp2p.getConnections().length, 0) / nodes.length }
+    return { timedOut, routingTableMin: Math.min(...sizes), connectionsAvg: nodes.reduce((s, n) => s + n.libp2p.getConnections().length, 0) / nodes.length }
+  },
+
+  async churn() {
+    const value = { ...churn, cpuS: process.cpuUsage().user / 1e6 }
+    churn.opened = 0
+    churn.closed = 0
+    return value
   },
 
   async rss() {
@@ -101,6 +119,18 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
     })
     const result = await node.discovery.announce(offer)
     return { ms: result.durationMs, reached: result.reached, peer: node.peerId }
+  },
+
+  /** One provide of one capability key (what Discovery does per key), timed to completion. */
+  async provide(args) {
+    const node = nodes[args['node'] as number]!
+    const cid = capabilityCid(capabilityKey({ hardwareClass: args['hw'] as string }))
+    const start = performance.now()
+    let reached = 0
+    for await (const e of node.libp2p.services.dht.provide(cid, { signal: AbortSignal.timeout(30_000) })) {
+      if (e.name === 'PEER_RESPONSE' && e.messageName === 'ADD_PROVIDER') reached++
+    }
+    return { ms: performance.now() - start, reached, peer: node.peerId }
   },
 
   /** Time until the first provider of `hw` is reported. */

@@ -69,7 +69,7 @@ export function issueVoucher(step: Step, body: VoucherBody): Outcome {
     authorities = authorities.set(key, { ...a, named: true })
     pending = without(pending, key)
   }
-  const record: VoucherRecord = { cid: step.cid, amount, time: step.time, ack: 'none', rail: null }
+  const record: VoucherRecord = { cid: step.cid, amount, previous: last, time: step.time, ack: 'none', rail: null }
   deal = {
     ...deal,
     authorities,

@@ -1,0 +1,69 @@
+/**
+ * `tally-monitor <config.yaml>`: run a monitor until SIGTERM or SIGINT.
+ *
+ * The file holds node configuration (dataDir, listen, bootstrap, network …)
+ * and the monitor's settings (watch, probe, window, compute, credential);
+ * see apps/monitor/README.md. When ready the process prints one JSON line
+ * `{"peerId", "multiaddrs"}` on stdout; events go to stderr as JSON lines.
+ */
+import '@tally/core'
+import { readFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { decode, decodeCredential } from '@tally/core'
+import { LevelStore } from '@tally/lineage'
+import { createTallyNode } from '@tally/node'
+import { parse as parseYaml } from 'yaml'
+import { parseMonitorConfig } from './config.ts'
+import { jsonLog } from './log.ts'
+import { Monitor } from './monitor.ts'
+
+const log = jsonLog(process.stderr, process.env['TALLY_LOG_LEVEL'] === 'debug' ? 'debug' : 'info')
+
+async function main(): Promise<void> {
+  const file = process.argv[2]
+  if (file === undefined) {
+    process.stderr.write('usage: tally-monitor <config.yaml|config.json>\n')
+    process.exit(2)
+  }
+  const path = resolve(file)
+  const text = await readFile(path, 'utf8')
+  const config = parseMonitorConfig(path.endsWith('.json') ? JSON.parse(text) : parseYaml(text), dirname(path))
+  const credential = config.credentialFile === undefined ? undefined : decodeCredential(decode(await readFile(config.credentialFile)))
+
+  const node = await createTallyNode(config.node)
+  const store = await LevelStore.open(join(config.node.dataDir, 'store'))
+  const monitor = await Monitor.create({ node, store, settings: config.settings, ...(credential === undefined ? {} : { credential }), log })
+
+  let stopping = false
+  const shutdown = (signal: string): void => {
+    if (stopping) return
+    stopping = true
+    log('info', 'stopping', { signal })
+    const hardStop = setTimeout(() => {
+      log('error', 'stop-timeout', {})
+      process.exit(1)
+    }, 15_000)
+    hardStop.unref()
+    monitor
+      .stop()
+      .then(() => node.stop())
+      .then(() => store.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log('error', 'stop-failed', { error: err })
+          process.exit(1)
+        },
+      )
+  }
+  process.on('SIGTERM', () => shutdown('SIGTERM'))
+  process.on('SIGINT', () => shutdown('SIGINT'))
+
+  await monitor.start()
+  process.stdout.write(`${JSON.stringify({ peerId: node.peerId, multiaddrs: node.multiaddrs() })}\n`)
+}
+
+main().catch((err: unknown) => {
+  log('error', 'fatal', { error: err })
+  process.exit(1)
+})

@@ -1,0 +1,187 @@
+/**
+ * `pnpm bench lineage`: the pair log's write and verify paths, each against
+ * the physical limit measured in the same run.
+ *
+ * - lineage.append.durable: one signed entry at a time, awaited until
+ *   durable in LevelDB. Limit: LevelDB put with sync:true, one at a time.
+ * - lineage.append.group: concurrent appends sharing durable batches (group
+ *   commit); every entry is still signed. Limit: raw Ed25519 sign rate.
+ * - lineage.verify: full offline verification of a 100,000-entry export
+ *   (20,000 with --quick), run in a child process so its peak RSS is its
+ *   own. Limit: SHA-256 + DAG-CBOR decode of the same blocks.
+ * - lineage.verify.rss_mb: that child's peak resident set.
+ */
+import '@tally/core'
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { Identity, signDocument } from '@tally/core'
+// By path: the workspace root does not depend on @tally/lineage.
+import {
+  LevelStore,
+  MemoryStore,
+  PairLog,
+  cosignCheckpoint,
+  exportPairLogBytes,
+  measureHashDecodeRate,
+  measureSyncPutRate,
+  proposeCheckpoint,
+  verifyExport,
+} from '../../packages/lineage/src/index.ts'
+import type { BenchResult } from './result.ts'
+
+const here = fileURLToPath(import.meta.url)
+
+function usageBody(i: number) {
+  return { deal: 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', epoch: i, gpuSeconds: 3600, gpus: 8, cls: 'H100-80G', note: 'metered' }
+}
+
+function signRate(n: number): number {
+  const id = Identity.generate()
+  const payload = new Uint8Array(380).fill(3)
+  for (let i = 0; i < 500; i++) id.sign('entry', payload)
+  const t = performance.now()
+  for (let i = 0; i < n; i++) id.sign('entry', payload)
+  return n / ((performance.now() - t) / 1000)
+}
+
+async function appendDurable(dir: string, n: number): Promise<number> {
+  const store = await LevelStore.open(join(dir, 'durable'))
+  const a = Identity.generate()
+  const log = await PairLog.open(store, { provider: a.peerId, consumer: Identity.generate().peerId }, a)
+  for (let i = 0; i < 50; i++) await log.append('usage', usageBody(i))
+  const t = performance.now()
+  for (let i = 0; i < n; i++) await log.append('usage', usageBody(i))
+  const rate = n / ((performance.now() - t) / 1000)
+  await log.close()
+  await store.close()
+  return rate
+}
+
+async function appendGroup(dir: string, n: number, window: number): Promise<{ rate: number; perWrite: number }> {
+  const store = await LevelStore.open(join(dir, 'group'))
+  const a = Identity.generate()
+  const log = await PairLog.open(store, { provider: a.peerId, consumer: Identity.generate().peerId }, a)
+  await log.ensureOpen()
+  const writes0 = store.durableWrites
+  const t = performance.now()
+  let issued = 0
+  const worker = async () => {
+    while (issued < n) {
+      issued++
+      await log.append('usage', usageBody(issued))
+    }
+  }
+  await Promise.all(Array.from({ length: window }, worker))
+  const rate = n / ((performance.now() - t) / 1000)
+  const perWrite = n / Math.max(1, store.durableWrites - writes0)
+  await log.close()
+  await store.close()
+  return { rate, perWrite }
+}
+
+/** A realistic two-party log: bursts of usage by the provider, vouchers by the consumer, monitor observations, checkpoints. */
+async function buildExport(entries: number): Promise<Uint8Array> {
+  const prov = Identity.generate()
+  const cons = Identity.generate()
+  const monitor = Identity.generate()
+  const pair = { provider: prov.peerId, consumer: cons.peerId }
+  const p = await PairLog.open(new MemoryStore(), pair, prov)
+  const c = await PairLog.open(new MemoryStore(), pair, cons)
+  const send = async (from: PairLog, to: PairLog) => {
+    const have = to.heads()[from.role]?.seq ?? 0
+    const blocks = []
+    for await (const b of from.range(from.me, have + 1)) blocks.push(b)
+    if (blocks.length > 0) await to.ingest(blocks)
+  }
+  let i = 0
+  let epoch = 0
+  const perRound = 100
+  while (i < entries - 4) {
+    const burst = []
+    for (let k = 0; k < 60 && i < entries - 4; k++, i++) {
+      const body: Record<string, unknown> = usageBody(i)
+      if (i % 200 === 0) body['observation'] = signDocument(monitor, 'observation', { provider: prov.peerId, epoch, up: true, latencyMs: 12 })
+      burst.push(p.append('usage', body))
+    }
+    await Promise.all(burst)
+    await send(p, c)
+    const vouchers = []
+    for (let k = 0; k < perRound - 60 && i < entries - 4; k++, i++) vouchers.push(c.append('voucher', { epoch, cumulative: { amount: 100 * i, asset: 'USD' } }))
+    await Promise.all(vouchers)
+    await send(c, p)
+    epoch++
+    if (epoch % 100 === 0 && i < entries - 10) {
+      const proposal = await proposeCheckpoint(p, { USD: { paid: 100 * i } })
+      await send(p, c)
+      await cosignCheckpoint(c, proposal)
+      await send(c, p)
+      i += 2
+    }
+  }
+  return exportPairLogBytes(p)
+}
+
+interface ChildResult {
+  entries: number
+  seconds: number
+  maxRssMb: number
+  ok: boolean
+}
+
+async function verifyInChild(file: string): Promise<ChildResult> {
+  const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, here], {
+    env: { ...process.env, TALLY_BENCH_LINEAGE_VERIFY: file },
+    maxBuffer: 1 << 20,
+  })
+  const line = stdout.trim().split('\n').pop() ?? ''
+  return JSON.parse(line) as ChildResult
+}
+
+export async function run(opts: { json: boolean; quick: boolean }): Promise<BenchResult[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'tally-bench-lineage-'))
+  try {
+    const quick = opts.quick
+    const putRate = await measureSyncPutRate(join(dir, 'raw'), quick ? 500 : 2000)
+    const durable = await appendDurable(dir, quick ? 500 : 3000)
+    const sign = signRate(quick ? 2000 : 10000)
+    const group = await appendGroup(dir, quick ? 5000 : 30000, 256)
+    const entries = quick ? 20_000 : 100_000
+    const car = await buildExport(entries)
+    const file = join(dir, 'export.car')
+    await writeFile(file, car)
+    const floor = measureHashDecodeRate(car)
+    const child = await verifyInChild(file)
+    if (!child.ok) throw new Error('the benchmark export did not verify')
+    if (!opts.json) {
+      process.stderr.write(`  group commit: ${group.perWrite.toFixed(0)} entries per durable write; export ${car.byteLength} bytes, ${child.entries} entries\n`)
+    }
+    return [
+      { name: 'lineage.append.durable', value: durable, unit: 'entries/s', limit: { name: 'LevelDB sync put', value: putRate, unit: 'entries/s' }, target: { op: '>=', value: 5000 } },
+      { name: 'lineage.append.group', value: group.rate, unit: 'entries/s', limit: { name: 'Ed25519 sign', value: sign, unit: 'entries/s' }, target: { op: '>=', value: 15000 } },
+      {
+        name: 'lineage.verify',
+        value: child.entries / child.seconds,
+        unit: 'entries/s',
+        limit: { name: 'SHA-256 + DAG-CBOR decode', value: floor, unit: 'entries/s' },
+        target: { op: '>=', value: 50000 },
+      },
+      { name: 'lineage.verify.rss_mb', value: child.maxRssMb, unit: 'MB', limit: { name: 'target', value: 200, unit: 'MB' }, target: { op: '<=', value: 200 } },
+    ]
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+// Child mode: verify one export and report time and peak RSS on stdout.
+const childFile = process.env['TALLY_BENCH_LINEAGE_VERIFY']
+if (childFile !== undefined && process.argv[1] === here) {
+  const t = performance.now()
+  const report = await verifyExport(childFile)
+  const seconds = (performance.now() - t) / 1000
+  const entries = report.chains.provider.entries + report.chains.consumer.entries
+  process.stdout.write(`${JSON.stringify({ entries, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024, ok: report.ok })}\n`)
+}

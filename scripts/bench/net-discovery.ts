@@ -1,0 +1,193 @@
+/**
+ * `pnpm bench net`: capability discovery in a 50-node loopback network.
+ *
+ * Two host processes (scripts/bench/net/host.ts) run 25 nodes each, one per
+ * core of this 2-core machine; all join through one seed and the network
+ * settles (one self-lookup per node after the last joined, as the periodic
+ * self-query would). Then, one at a time, a provider announces an offer
+ * with a fresh hardware class (three capability keys provided in parallel)
+ * and consumers in the other process look it up.
+ *
+ * - net.discovery.provide.p50: announce() until every key's provide query
+ *   has finished;
+ * - net.discovery.find.p50/p95: findProviders() until the first provider
+ *   is reported (dials to unconnected DHT peers included);
+ * - net.rss.per_node: (host RSS with its nodes idle - host RSS with modules
+ *   loaded and no node) / nodes, after GC;
+ * - net.rr.p50: request/response on an open libp2p stream between the hosts.
+ *
+ * Limits measured in the same run: the libp2p request/response round trip
+ * on an open stream (the floor of one DHT hop), and a raw node:net TCP
+ * round trip on loopback (the floor under libp2p).
+ */
+import { type ChildProcess, fork } from 'node:child_process'
+import { createServer, connect, type Socket } from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { BenchResult } from './result.ts'
+
+const HOST = join(dirname(fileURLToPath(import.meta.url)), 'net', 'host.ts')
+
+class Host {
+  readonly child: ChildProcess
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  #next = 1
+  readonly ready: Promise<void>
+
+  constructor() {
+    this.child = fork(HOST, [], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('exit', (code) => {
+        const err = new Error(`bench host exited with ${code}`)
+        reject(err)
+        for (const waiter of this.#pending.values()) waiter.reject(err)
+        this.#pending.clear()
+      })
+      this.child.on('message', (raw) => {
+        const msg = raw as { id: number; ok: boolean; value?: unknown; error?: string }
+        if (msg.id === 0) return resolve()
+        const waiter = this.#pending.get(msg.id)
+        this.#pending.delete(msg.id)
+        if (msg.ok) waiter?.resolve(msg.value)
+        else waiter?.reject(new Error(msg.error))
+      })
+    })
+  }
+
+  call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#next++
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.child.send({ id, op, args })
+    })
+  }
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank] ?? Number.NaN
+}
+
+/** Round trips of 64 bytes over a raw loopback TCP socket. */
+async function tcpRoundTrips(n: number): Promise<number[]> {
+  const server = createServer((socket) => socket.on('data', (d) => socket.write(d)))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  const socket: Socket = connect(port, '127.0.0.1')
+  socket.setNoDelay(true)
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  const payload = Buffer.alloc(64, 7)
+  const samples: number[] = []
+  for (let i = 0; i < n; i++) {
+    const start = performance.now()
+    await new Promise<void>((resolve) => {
+      let got = 0
+      const onData = (d: Buffer) => {
+        got += d.byteLength
+        if (got >= payload.byteLength) {
+          socket.off('data', onData)
+          resolve()
+        }
+      }
+      socket.on('data', onData)
+      socket.write(payload)
+    })
+    samples.push(performance.now() - start)
+  }
+  socket.destroy()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return samples
+}
+
+export async function run(opts: { json: boolean; quick: boolean }): Promise<BenchResult[]> {
+  const perHost = 25
+  const providers = opts.quick ? 8 : 24
+  const findsPerProvider = opts.quick ? 2 : 3
+  const announces = opts.quick ? 4 : 10
+  const log = (s: string) => {
+    if (!opts.json) process.stderr.write(`  ${s}\n`)
+  }
+  const hosts = [new Host(), new Host()]
+  try {
+    await Promise.all(hosts.map((h) => h.ready))
+    const baselines = await Promise.all(hosts.map((h) => h.call<{ rssMiB: number }>('baseline')))
+    const startedAt = performance.now()
+    const first = await hosts[0]!.call<{ addrs: string[] }>('start', { count: perHost, bootstrap: [] })
+    const seed = first.addrs[0]!
+    await hosts[1]!.call('start', { count: perHost, bootstrap: [seed] })
+    log(`50 nodes started in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
+    const settled = await Promise.all(hosts.map((h) => h.call<{ routingTableMin: number; connectionsAvg: number }>('settle')))
+    log(`settled: routing table min ${settled.map((s) => s.routingTableMin).join('/')}, connections avg ${settled.map((s) => s.connectionsAvg.toFixed(1)).join('/')}`)
+    const idle = await Promise.all(hosts.map((h) => h.call<{ rssMiB: number; nodes: number }>('rss')))
+    const perNode = idle.map((r, i) => (r.rssMiB - baselines[i]!.rssMiB) / r.nodes)
+
+    // Let the joins' aftermath (identify, routing-table pings) die down before timing anything.
+    await new Promise((r) => setTimeout(r, 5_000))
+    await Promise.all(hosts.map((h) => h.call('churn')))
+
+    const provideMs: number[] = []
+    const announceMs: number[] = []
+    const findMs: number[] = []
+    let missed = 0
+    for (let i = 0; i < providers; i++) {
+      const provHost = i % 2
+      const consHost = 1 - provHost
+      const hw = `gpu.bench-${i}-${Math.random().toString(36).slice(2, 8)}`
+      const provided = await hosts[provHost]!.call<{ ms: number; reached: number; peer: string }>('provide', { node: 1 + ((i * 7) % (perHost - 1)), hw })
+      provideMs.push(provided.ms)
+      for (let j = 0; j < findsPerProvider; j++) {
+        const found = await hosts[consHost]!.call<{ ms: number; peer: string | null }>('find', { node: (i * 5 + j * 11 + 3) % perHost, hw })
+        if (found.peer !== provided.peer) missed++
+        else findMs.push(found.ms)
+      }
+    }
+    for (let i = 0; i < announces; i++) {
+      const hw = `gpu.offer-${i}-${Math.random().toString(36).slice(2, 8)}`
+      announceMs.push((await hosts[i % 2]!.call<{ ms: number }>('announce', { node: 2 + ((i * 3) % (perHost - 2)), hw })).ms)
+    }
+    const churn = await Promise.all(hosts.map((h) => h.call<{ opened: number; closed: number }>('churn')))
+    log(`connections opened/closed while measuring: ${churn.map((c) => `${c.opened}/${c.closed}`).join(', ')}`)
+    log(`provide ms: ${provideMs.map((x) => x.toFixed(0)).join(' ')}`)
+    log(`announce ms: ${announceMs.map((x) => x.toFixed(0)).join(' ')}`)
+    log(`find ms: ${findMs.map((x) => x.toFixed(0)).join(' ')}`)
+    if (missed > 0) log(`finds that did not report the provider: ${missed}`)
+
+    const echo = await hosts[1]!.call<{ addr: string }>('echoServe', { node: 0 })
+    const rr = await hosts[0]!.call<{ samples: number[] }>('echoRtt', { node: 2, target: echo.addr, n: opts.quick ? 500 : 2000 })
+    const tcp = await tcpRoundTrips(opts.quick ? 500 : 2000)
+    const rrP50 = percentile(rr.samples, 50)
+    const rrP95 = percentile(rr.samples, 95)
+    const tcpP50 = percentile(tcp, 50)
+    const rrLimit = { name: 'libp2p request/response on an open stream, p50', value: rrP50, unit: 'ms' }
+
+    const results: BenchResult[] = [
+      { name: 'net.discovery.provide.p50', value: percentile(provideMs, 50), unit: 'ms', limit: rrLimit, target: { op: '<=', value: 500 } },
+      { name: 'net.discovery.announce.p50', value: percentile(announceMs, 50), unit: 'ms', limit: rrLimit },
+      { name: 'net.discovery.find.p50', value: percentile(findMs, 50), unit: 'ms', limit: rrLimit, target: { op: '<=', value: 100 } },
+      {
+        name: 'net.discovery.find.p95',
+        value: percentile(findMs, 95),
+        unit: 'ms',
+        limit: { name: 'libp2p request/response on an open stream, p95', value: rrP95, unit: 'ms' },
+        target: { op: '<=', value: 500 },
+      },
+      {
+        name: 'net.rss.per_node',
+        value: perNode.reduce((a, b) => a + b, 0) / perNode.length,
+        unit: 'MiB',
+        limit: { name: 'host process baseline RSS (modules loaded, no node)', value: (baselines[0]!.rssMiB + baselines[1]!.rssMiB) / 2, unit: 'MiB' },
+        target: { op: '<=', value: 12 },
+      },
+      { name: 'net.rr.p50', value: rrP50, unit: 'ms', limit: { name: 'node:net TCP round trip on loopback, p50', value: tcpP50, unit: 'ms' } },
+    ]
+    if (missed > 0) {
+      results.push({ name: 'net.discovery.find.missed', value: missed, unit: 'finds', limit: { name: 'finds attempted', value: providers * findsPerProvider, unit: 'finds' } })
+    }
+    return results
+  } finally {
+    const grace = new Promise((resolve) => setTimeout(resolve, 20_000).unref())
+    await Promise.race([Promise.allSettled(hosts.map((h) => (h.child.exitCode === null ? h.call('stop') : undefined))), grace])
+    for (const h of hosts) if (h.child.exitCode === null) h.child.kill('SIGKILL')
+  }
+}
