@@ -118,7 +118,9 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     await hosts[1]!.call('start', { count: perHost, bootstrap: [seed] })
     log(`50 nodes started in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
     const settled = await Promise.all(hosts.map((h) => h.call<{ routingTableMin: number; connectionsAvg: number }>('settle')))
-    log(`settled: routing table min ${settled.map((s) => s.routingTableMin).join('/')}, connections avg ${settled.map((s) => s.connectionsAvg.toFixed(1)).join('/')}`)
+    log(
+      `settled: routing table min ${settled.map((s) => s.routingTableMin).join('/')}, connections avg ${settled.map((s) => s.connectionsAvg.toFixed(1)).join('/')}`,
+    )
     const idle = await Promise.all(hosts.map((h) => h.call<{ rssMiB: number; nodes: number }>('rss')))
     const perNode = idle.map((r, i) => (r.rssMiB - baselines[i]!.rssMiB) / r.nodes)
 
@@ -182,7 +184,12 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
       { name: 'net.rr.p50', value: rrP50, unit: 'ms', limit: { name: 'node:net TCP round trip on loopback, p50', value: tcpP50, unit: 'ms' } },
     ]
     if (missed > 0) {
-      results.push({ name: 'net.discovery.find.missed', value: missed, unit: 'finds', limit: { name: 'finds attempted', value: providers * findsPerProvider, unit: 'finds' } })
+      results.push({
+        name: 'net.discovery.find.missed',
+        value: missed,
+        unit: 'finds',
+        limit: { name: 'finds attempted', value: providers * findsPerProvider, unit: 'finds' },
+      })
     }
     return results
   } finally {

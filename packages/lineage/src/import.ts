@@ -1,12 +1,13 @@
+import { readFile } from 'node:fs/promises'
 import type { CID, EntryBlock } from '@tally/core'
 import type { PairDescriptor, PartyRole, VerifyOptions, VerifyReport } from './api.ts'
 import { encodeCheckpointState } from './coverage.ts'
 import { decodeEntryFast } from './entry-codec.ts'
-import { ExportInvalidError, ImportConflictError } from './errors.ts'
+import { ExportInvalidError, ImportConflictError, StoreError } from './errors.ts'
 import { pairIdOf, partyOf } from './pair.ts'
 import { checkpointMetaPrefix } from './pair-log.ts'
 import type { EntryWrite, HeadWrite, Store } from './store.ts'
-import { analyzeExport } from './verify.ts'
+import { type ExportAnalysis, analyzeExport } from './verify.ts'
 
 export interface ImportResult {
   pair: PairDescriptor
@@ -25,6 +26,14 @@ export interface ImportResult {
  */
 export async function importCar(store: Store, input: Uint8Array | string, opts: VerifyOptions = {}): Promise<ImportResult> {
   const a = await analyzeExport(input, opts)
+  try {
+    return await storeAnalysis(store, a)
+  } finally {
+    a.source.close()
+  }
+}
+
+async function storeAnalysis(store: Store, a: ExportAnalysis): Promise<ImportResult> {
   if (!a.report.ok || a.pair === undefined) {
     const p = a.report.firstProblem
     throw new ExportInvalidError(`export does not verify: ${p === undefined ? 'unknown problem' : `${p.code}: ${p.message}`}`, { report: a.report })
@@ -39,7 +48,7 @@ export async function importCar(store: Store, input: Uint8Array | string, opts: 
     const chain = a.chains[role]
     const blockAt = (seq: number) => {
       const c = chain[seq - 1]!
-      return decodeEntryFast(a.bytes.subarray(c.dataOffset, c.dataOffset + c.dataLength))
+      return decodeEntryFast(a.source.read(c.dataOffset, c.dataLength).slice())
     }
     const held = await store.getHead(id, author)
     let from = 1
@@ -77,7 +86,14 @@ export interface OpenedExport {
 }
 
 export async function openExport(input: Uint8Array | string, opts: VerifyOptions = {}): Promise<OpenedExport> {
-  const a = await analyzeExport(input, opts)
+  // Reading the timeline needs the bytes after analysis: keep them in memory.
+  let bytes: Uint8Array
+  try {
+    bytes = typeof input === 'string' ? await readFile(input) : input
+  } catch (err) {
+    throw new StoreError(`cannot open ${String(input)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {}, { cause: err })
+  }
+  const a = await analyzeExport(bytes, opts)
   const out: OpenedExport = {
     report: a.report,
     *timeline() {
@@ -85,7 +101,7 @@ export async function openExport(input: Uint8Array | string, opts: VerifyOptions
       for (const r of a.order) {
         const role: PartyRole = r === 0 ? 'provider' : 'consumer'
         const c = a.chains[role][next[role]++]!
-        yield decodeEntryFast(a.bytes.subarray(c.dataOffset, c.dataOffset + c.dataLength))
+        yield decodeEntryFast(a.source.read(c.dataOffset, c.dataLength))
       }
     },
   }

@@ -40,7 +40,7 @@ export {
   type ExportManifest,
   type ExportOptions,
 } from './car.ts'
-export { scanCar, resync, type ScannedBlock, type ScanProblem } from './car-scan.ts'
+export { scanCar, CarScanner, type ScannedBlock, type ScanProblem } from './car-scan.ts'
 export { verifyExport, analyzeExport, MAX_PROBLEMS, type ExportAnalysis } from './verify.ts'
 export { importCar, openExport, type ImportResult, type OpenedExport } from './import.ts'
 export {

@@ -10,14 +10,14 @@
  * named through the link that points to it (its successor's prev, or the
  * manifest's head).
  */
-import { readFile } from 'node:fs/promises'
 import { CID, type EntryBlock, TallyError, decode, decodeEntry, documentSignatureValid, embeddedDocuments, entrySignatureValid, parseWith } from '@tally/core'
 import type { PairDescriptor, PartyRole, VerifyOptions, VerifyProblem, VerifyReport } from './api.ts'
 import { type ExportManifest, parseManifest } from './car.ts'
-import { CID_PREFIX, type ScannedBlock, scanCar } from './car-scan.ts'
+import { CID_PREFIX, CarScanner, type ScannedBlock } from './car-scan.ts'
 import { type CheckpointStatement, assertStatementSigs, parseCheckpointBody, parseProposalBody, statementCid, statementSignatureValid } from './checkpoint-statement.ts'
 import type { CheckpointState } from './coverage.ts'
 import { decodeEntryFast, scanEnvelope } from './entry-codec.ts'
+import { type ExportSource, fileSource, memorySource } from './export-source.ts'
 import { makeEquivocationProof, verifyEquivocationProof } from './equivocation.ts'
 import { MerkleFrontier, bytesEq } from './merkle.ts'
 import { openBodySchema, pairIdOf } from './pair.ts'
@@ -29,25 +29,52 @@ const ROLES: PartyRole[] = ['provider', 'consumer']
 const PROVIDER = 0
 const CONSUMER = 1
 
-/** One entry as the verifier keeps it: offsets into the CAR bytes, no decoded objects. */
+/** One entry as the verifier keeps it: offsets and digest slots, no decoded objects. */
 class Rec {
   reached = false
   seenSeq = 0
-  /** Set only for entries recovered from a section with a damaged CID header. */
-  ownDigest: Uint8Array | undefined = undefined
   constructor(
-    /** Offset of its digest in the CAR (the section CID's, equal to the data's hash when intact). */
-    readonly digestAt: number,
+    /** Slot of its own digest (the hash of its bytes) in the digest arena. */
+    readonly slot: number,
     readonly dataOffset: number,
     readonly dataLength: number,
     readonly author: string,
     readonly seq: number,
     readonly time: number,
     readonly kind: string,
-    readonly pairAt: number,
-    readonly prevAt: number,
-    readonly seenAt: number,
+    readonly pairSlot: number,
+    /** -1 for null. */
+    readonly prevSlot: number,
+    readonly seenSlot: number,
   ) {}
+}
+
+/** 32-byte digests packed in one growing buffer: 100,000 entries cost ~13 MB, not a copy of the file. */
+class DigestArena {
+  buf = new Uint8Array(32 * 4096)
+  n = 0
+
+  add(src: Uint8Array, off = 0): number {
+    if ((this.n + 1) * 32 > this.buf.byteLength) {
+      const bigger = new Uint8Array(this.buf.byteLength * 2)
+      bigger.set(this.buf)
+      this.buf = bigger
+    }
+    this.buf.set(src.subarray(off, off + 32), this.n * 32)
+    return this.n++
+  }
+
+  get(slot: number): Uint8Array {
+    return this.buf.subarray(slot * 32, slot * 32 + 32)
+  }
+
+  eq(a: number, b: number): boolean {
+    return eq32(this.buf, a * 32, this.buf, b * 32)
+  }
+
+  eqBytes(slot: number, d: Uint8Array): boolean {
+    return eq32(this.buf, slot * 32, d, 0)
+  }
 }
 
 /** A link's expectation: the entry `seq` of `author` with this digest. */
@@ -72,7 +99,8 @@ interface PendingProblem {
 /** What importCar and openExport need beyond the report. */
 export interface ExportAnalysis {
   report: VerifyReport
-  bytes: Uint8Array
+  /** Reads entries by the offsets below; close it when done. */
+  source: ExportSource
   pair?: PairDescriptor
   /** Entries of each chain in seq order (index seq - 1), when intact. */
   chains: Record<PartyRole, { dataOffset: number; dataLength: number }[]>
@@ -98,27 +126,44 @@ function eq32(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
   return true
 }
 
-/** Verify an export (bytes or a file path). Never throws for bad content: the report says what is wrong. */
+/**
+ * Verify an export (bytes or a file path). Never throws for bad content:
+ * the report says what is wrong. A path that cannot be opened throws
+ * StoreError.
+ */
 export async function verifyExport(input: Uint8Array | string, opts: VerifyOptions = {}): Promise<VerifyReport> {
-  return (await analyzeExport(input, opts)).report
+  const a = await analyzeExport(input, opts)
+  a.source.close()
+  return a.report
 }
 
+/**
+ * The full analysis behind verifyExport. A path is read in chunks (memory
+ * stays bounded by the entry count, not the file size); the caller closes
+ * `source`.
+ */
 export async function analyzeExport(input: Uint8Array | string, opts: VerifyOptions = {}): Promise<ExportAnalysis> {
-  const bytes = typeof input === 'string' ? new Uint8Array(await readFile(input)) : input
-  return new Verifier(bytes, opts).run()
+  const source = typeof input === 'string' ? fileSource(input) : memorySource(input)
+  try {
+    return new Verifier(source, opts).run()
+  } catch (err) {
+    source.close()
+    throw err
+  }
 }
 
 class Verifier {
-  readonly b: Uint8Array
+  readonly source: ExportSource
   readonly opts: VerifyOptions
+  readonly arena = new DigestArena()
   /** Entries by author, indexed by seq; `extras` holds any second entry at a taken position. */
   readonly byAuthor = new Map<string, Rec[]>()
   readonly extras: Rec[] = []
   recCount = 0
   /** Entries recovered from sections whose CID header is damaged. */
   readonly suspects: Rec[] = []
-  /** Bodies of the few entries whose bodies are checked later (open, checkpoint kinds). */
-  readonly bodies = new Map<Rec, unknown>()
+  /** Entries whose bodies are checked later (open, checkpoint kinds); bodies are read again then. */
+  readonly special: Rec[] = []
   readonly pending: PendingProblem[] = []
   problemCount = 0
   documents = 0
@@ -139,8 +184,8 @@ class Verifier {
   latest: { state: CheckpointState; statement: CheckpointStatement } | undefined
   order = new Uint8Array(0)
 
-  constructor(bytes: Uint8Array, opts: VerifyOptions) {
-    this.b = bytes
+  constructor(source: ExportSource, opts: VerifyOptions) {
+    this.source = source
     this.opts = opts
   }
 
@@ -150,26 +195,20 @@ class Verifier {
   }
 
   digestOf(rec: Rec): Uint8Array {
-    return rec.ownDigest ?? this.b.subarray(rec.digestAt, rec.digestAt + 32)
+    return this.arena.get(rec.slot)
   }
 
-  /** True when `rec` is the entry whose digest is stored in `buf` at `off`. */
-  recIs(rec: Rec, buf: Uint8Array, off: number): boolean {
-    return rec.ownDigest !== undefined ? eq32(rec.ownDigest, 0, buf, off) : eq32(this.b, rec.digestAt, buf, off)
+  body(rec: Rec): unknown {
+    return this.block(rec).entry.body
   }
 
-  async run(): Promise<ExportAnalysis> {
-    const { roots } = scanCar(
-      this.b,
+  run(): ExportAnalysis {
+    const scanner = new CarScanner(
       (block) => this.onBlock(block),
-      (p) => {
-        const digests = p.block === undefined ? [] : [p.block.digest]
-        if (p.block !== undefined && p.block.declaredAt >= 0) digests.push(this.b.subarray(p.block.declaredAt, p.block.declaredAt + 32))
-        this.problem({ code: p.code, message: p.message, offset: p.offset, digests })
-      },
-      this.opts.onProgress,
+      (p) => this.problem({ code: p.code, message: p.message, offset: p.offset, digests: p.digests }),
     )
-    this.resolveManifest(roots[0])
+    this.source.scan((chunk, base, final) => scanner.push(chunk, base, final), this.opts.onProgress)
+    this.resolveManifest(scanner.roots[0])
     this.walkChains()
     if (this.chainsIntact) {
       this.checkSeenAndOpen()
@@ -185,28 +224,25 @@ class Verifier {
 
   onBlock(block: ScannedBlock): void {
     this.blocks++
-    const data = this.b.subarray(block.dataOffset, block.dataOffset + block.dataLength)
     if (!block.intact) {
       // The data may be intact under a damaged CID header: keep it aside; a link may vouch for it.
-      const rec = this.entryRec(block, data, false)
-      if (rec !== undefined) {
-        rec.ownDigest = block.digest
-        this.suspects.push(rec)
-      }
+      const rec = this.entryRec(block, false)
+      if (rec !== undefined) this.suspects.push(rec)
       return
     }
-    const rec = this.entryRec(block, data, true)
+    const rec = this.entryRec(block, true)
     if (rec === undefined) return
     let chain = this.byAuthor.get(rec.author)
     if (chain === undefined) this.byAuthor.set(rec.author, (chain = []))
     this.recCount++
     // A seq beyond the number of blocks cannot belong to an intact chain; keep the array dense.
-    if (rec.seq > this.b.byteLength / 40 || chain[rec.seq] !== undefined) this.extras.push(rec)
+    if (rec.seq > this.source.size / 40 || chain[rec.seq] !== undefined) this.extras.push(rec)
     else chain[rec.seq] = rec
   }
 
   /** Decode one block as an entry (strictly); report problems when `report`. */
-  entryRec(block: ScannedBlock, data: Uint8Array, report: boolean): Rec | undefined {
+  entryRec(block: ScannedBlock, report: boolean): Rec | undefined {
+    const data = block.data
     const s = scanEnvelope(data)
     if (s === undefined) {
       if (report) this.notAnEntry(block, data)
@@ -219,20 +255,20 @@ class Verifier {
       if (report) this.problem({ code: 'DecodeError', message: `entry body: ${(err as Error).message}`, offset: block.sectionOffset, digests: [block.digest] })
       return undefined
     }
-    const base = block.dataOffset
+    const a = this.arena
     const rec = new Rec(
-      block.declaredAt,
+      a.add(block.digest),
       block.dataOffset,
       block.dataLength,
       s.author,
       s.seq,
       s.time,
       s.kind,
-      base + s.pairDigestAt,
-      s.prevDigestAt < 0 ? -1 : base + s.prevDigestAt,
-      s.seenDigestAt < 0 ? -1 : base + s.seenDigestAt,
+      a.add(data, s.pairDigestAt),
+      s.prevDigestAt < 0 ? -1 : a.add(data, s.prevDigestAt),
+      s.seenDigestAt < 0 ? -1 : a.add(data, s.seenDigestAt),
     )
-    if (s.kind === 'open' || s.kind === 'checkpoint' || s.kind === 'checkpoint-proposal') this.bodies.set(rec, body)
+    if (s.kind === 'open' || s.kind === 'checkpoint' || s.kind === 'checkpoint-proposal') this.special.push(rec)
     if (report && typeof body === 'object' && body !== null) this.checkDocuments(body, rec)
     return rec
   }
@@ -259,7 +295,7 @@ class Verifier {
     const digests = [block.digest]
     let value: unknown
     try {
-      value = decode(data)
+      value = decode(data.slice())
     } catch (err) {
       this.problem({ code: (err as Error).name, message: (err as Error).message, offset: block.sectionOffset, digests })
       return
@@ -308,7 +344,12 @@ class Verifier {
     for (const chain of this.byAuthor.values()) {
       const rec = chain[1]
       if (rec === undefined || rec.kind !== 'open') continue
-      const body = this.bodies.get(rec) as { pair?: PairDescriptor } | undefined
+      let body: { pair?: PairDescriptor } | undefined
+      try {
+        body = this.body(rec) as { pair?: PairDescriptor }
+      } catch {
+        continue
+      }
       if (typeof body?.pair?.provider === 'string' && typeof body.pair.consumer === 'string') {
         return { provider: body.pair.provider, consumer: body.pair.consumer }
       }
@@ -336,12 +377,13 @@ class Verifier {
     return best === undefined ? null : { author, seq: best.seq, digest: this.digestOf(best) }
   }
 
-  /** The entry a link expects at (author, seq), whose digest is in `buf` at `off`. */
-  find(author: string, seq: number, buf: Uint8Array, off: number): Rec | undefined {
+  /** The entry a link expects at (author, seq), whose digest is `want` (an arena slot, or bytes). */
+  find(author: string, seq: number, want: number | Uint8Array): Rec | undefined {
+    const is = (r: Rec) => (typeof want === 'number' ? this.arena.eq(r.slot, want) : this.arena.eqBytes(r.slot, want))
     const at = this.byAuthor.get(author)?.[seq]
-    if (at !== undefined && this.recIs(at, buf, off)) return at
-    for (const r of this.extras) if (r.author === author && r.seq === seq && this.recIs(r, buf, off)) return r
-    for (const r of this.suspects) if (r.author === author && r.seq === seq && this.recIs(r, buf, off)) return r
+    if (at !== undefined && is(at)) return at
+    for (const r of this.extras) if (r.author === author && r.seq === seq && is(r)) return r
+    for (const r of this.suspects) if (r.author === author && r.seq === seq && is(r)) return r
     return undefined
   }
 
@@ -367,17 +409,16 @@ class Verifier {
       }
       chain.length = head.seq + 1
       let seq = head.seq
-      let buf = head.digest
-      let off = 0
+      let want: number | Uint8Array = head.digest
       for (;;) {
-        const rec = this.find(author, seq, buf, off)
+        const rec = this.find(author, seq, want)
         if (rec === undefined) {
-          const expect = { author, seq, digest: buf.slice(off, off + 32) }
+          const expect = { author, seq, digest: (typeof want === 'number' ? this.arena.get(want) : want).slice() }
           this.problem({ code: 'MissingEntryError', message: `${role} entry #${seq} is not in the export (or is damaged)`, expect })
           this.chainsIntact = false
           break
         }
-        if (!eq32(this.b, rec.pairAt, this.pairDigest!, 0)) {
+        if (!this.arena.eqBytes(rec.pairSlot, this.pairDigest!)) {
           this.problem({ code: 'ForeignPairError', message: `${role} entry #${rec.seq} belongs to another pair`, rec })
           this.chainsIntact = false
         }
@@ -385,10 +426,9 @@ class Verifier {
         this.reachedCount[r] = this.reachedCount[r]! + 1
         this.lowestReached[r] = seq
         chain[seq] = rec
-        if (rec.prevAt < 0) break
+        if (rec.prevSlot < 0) break
         seq--
-        buf = this.b
-        off = rec.prevAt
+        want = rec.prevSlot
       }
     }
     this.reportUnreached()
@@ -415,7 +455,7 @@ class Verifier {
   }
 
   block(rec: Rec): EntryBlock {
-    return decodeEntryFast(this.b.subarray(rec.dataOffset, rec.dataOffset + rec.dataLength))
+    return decodeEntryFast(this.source.read(rec.dataOffset, rec.dataLength))
   }
 
   isEquivocation(a: Rec, b: Rec): boolean {
@@ -439,14 +479,14 @@ class Verifier {
         const rec = chain[seq]!
         if (seq === 1) this.checkOpen(rec, role)
         else if (rec.kind === 'open') this.problem({ code: 'OpenEntryError', message: `'open' entry at seq ${seq}`, rec })
-        if (rec.seenAt < 0) {
+        if (rec.seenSlot < 0) {
           if (last > 0) this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} drops its seen link`, rec })
           continue
         }
         let k = Math.max(j, 1)
-        while (k < other.length && !this.recIs(other[k]!, this.b, rec.seenAt)) k++
+        while (k < other.length && !this.arena.eq(other[k]!.slot, rec.seenSlot)) k++
         if (k >= other.length) {
-          const behind = other.slice(1, j).some((o) => o !== undefined && this.recIs(o, this.b, rec.seenAt))
+          const behind = other.slice(1, j).some((o) => o !== undefined && this.arena.eq(o.slot, rec.seenSlot))
           this.problem({
             code: 'SeenLinkError',
             message: behind ? `${role} entry #${seq} has a seen link going backwards` : `${role} entry #${seq} has a seen link to no entry of the other chain`,
@@ -467,7 +507,7 @@ class Verifier {
       return
     }
     try {
-      const body = parseWith(openBodySchema, this.bodies.get(rec), 'open entry body')
+      const body = parseWith(openBodySchema, this.body(rec), 'open entry body')
       if (body.pair.provider !== this.pair!.provider || body.pair.consumer !== this.pair!.consumer || body.role !== role) {
         this.problem({ code: 'OpenEntryError', message: `the ${role} open entry names another pair or role`, rec })
       }
@@ -502,7 +542,7 @@ class Verifier {
       if (rec.kind === 'checkpoint-proposal') this.checkProposal(rec)
       if (rec.kind !== 'checkpoint') continue
       found.push(rec)
-      if (this.manifest !== undefined && !listed.some((d) => this.recIs(rec, d, 0))) {
+      if (this.manifest !== undefined && !listed.some((d) => this.arena.eqBytes(rec.slot, d))) {
         this.problem({ code: 'ManifestError', message: 'checkpoint missing from the manifest list', rec })
       }
       try {
@@ -512,7 +552,7 @@ class Verifier {
       }
     }
     for (const d of listed) {
-      if (!found.some((rec) => this.recIs(rec, d, 0))) {
+      if (!found.some((rec) => this.arena.eqBytes(rec.slot, d))) {
         this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfDigest(d)}, not a checkpoint of the chains` })
       }
     }
@@ -520,7 +560,7 @@ class Verifier {
 
   checkProposal(rec: Rec): void {
     try {
-      const p = parseProposalBody(this.bodies.get(rec))
+      const p = parseProposalBody(this.body(rec))
       if (!bytesEq(p.statement.pair.multihash.digest, this.pairDigest!)) throw new TallyError('proposal is for another pair')
       if (!statementSignatureValid(p.statement, p.sig, rec.author)) throw new TallyError('proposal signature does not verify')
     } catch (err) {
@@ -532,12 +572,12 @@ class Verifier {
   reachedByCid(r: number, cid: CID): Rec | undefined {
     const d = digestOfCid(cid)
     if (d === undefined) return undefined
-    for (const rec of this.chains[r]!) if (rec !== undefined && bytesEq(this.digestOf(rec), d)) return rec
+    for (const rec of this.chains[r]!) if (rec !== undefined && this.arena.eqBytes(rec.slot, d)) return rec
     return undefined
   }
 
   checkCheckpoint(rec: Rec, r: number): void {
-    const body = parseCheckpointBody(this.bodies.get(rec))
+    const body = parseCheckpointBody(this.body(rec))
     const s = body.statement
     if (!bytesEq(s.pair.multihash.digest, this.pairDigest!)) throw new TallyError('checkpoint is for another pair')
     assertStatementSigs(s, body.sigs, this.pair!)
@@ -545,7 +585,7 @@ class Verifier {
     if (proposal === undefined || proposal.kind !== 'checkpoint-proposal') {
       throw new TallyError("checkpoint does not answer the other party's proposal in the export")
     }
-    const p = parseProposalBody(this.bodies.get(proposal))
+    const p = parseProposalBody(this.body(proposal))
     if (!statementCid(p.statement).equals(statementCid(s))) throw new TallyError('checkpoint statement differs from its proposal')
     let prev: CheckpointState | null = null
     if (s.prev !== null) {
@@ -561,7 +601,7 @@ class Verifier {
       if (h === null) continue
       const at = this.chains[x]![h.seq]
       const d = digestOfCid(h.cid)
-      if (at === undefined || d === undefined || !bytesEq(this.digestOf(at), d)) throw new TallyError(`checkpoint ${role} head #${h.seq} is not that entry of the chain`)
+      if (at === undefined || d === undefined || !this.arena.eqBytes(at.slot, d)) throw new TallyError(`checkpoint ${role} head #${h.seq} is not that entry of the chain`)
     }
     const f = this.coverage(prev, from, to)
     const root = f.root()
@@ -717,7 +757,7 @@ class Verifier {
     const compact = (r: number) => this.chains[r]!.slice(1).map((x) => ({ dataOffset: x?.dataOffset ?? -1, dataLength: x?.dataLength ?? 0 }))
     const analysis: ExportAnalysis = {
       report,
-      bytes: this.b,
+      source: this.source,
       chains: { provider: compact(PROVIDER), consumer: compact(CONSUMER) },
       states: this.stateList,
       order: this.order,

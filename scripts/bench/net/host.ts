@@ -5,7 +5,17 @@
  */
 import '@tally/core'
 import { Identity, issueCredential } from '@tally/core'
-import { capabilityCid, capabilityKey, createTallyNode, FrameStream, handleProtocol, localNetwork, multiaddr, signOffer, type TallyNode } from '../../../packages/node/src/index.ts'
+import {
+  capabilityCid,
+  capabilityKey,
+  createTallyNode,
+  FrameStream,
+  handleProtocol,
+  localNetwork,
+  multiaddr,
+  signOffer,
+  type TallyNode,
+} from '../../../packages/node/src/index.ts'
 
 const ECHO = '/tally-bench/echo/1.0.0'
 const nodes: TallyNode[] = []
@@ -103,7 +113,14 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
     const node = nodes[args['node'] as number]!
     const hw = args['hw'] as string
     const now = Date.now()
-    const credential = issueCredential(node.identity, { subject: node.peerId, roles: ['provider'], jurisdiction: 'DE', scope: {}, notBefore: now - 60_000, notAfter: now + 3_600_000 })
+    const credential = issueCredential(node.identity, {
+      subject: node.peerId,
+      roles: ['provider'],
+      jurisdiction: 'DE',
+      scope: {},
+      notBefore: now - 60_000,
+      notAfter: now + 3_600_000,
+    })
     const offer = signOffer(node.identity, {
       provider: node.peerId,
       hardware: { class: hw, count: 1, attestationSource: 'declared' },

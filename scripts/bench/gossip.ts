@@ -1,0 +1,236 @@
+/**
+ * `pnpm bench gossip`: signed observations over gossipsub in a 50-node
+ * loopback network.
+ *
+ * Host processes (scripts/bench/gossip/host.ts; 2 by default, one per core,
+ * BENCH_GOSSIP_HOSTS to change) run the nodes; all join through one seed,
+ * settle (one self-lookup each), and every node subscribes to all 16
+ * observation shards with the real validator (signature, schema,
+ * freshness, sequence, shard) in front of relay. Ten nodes act as
+ * monitors and publish ~1 KiB signed observations about 64 providers,
+ * 20 per second network-wide, for 20 s (6 s with --quick).
+ *
+ * - gossip.last.p50/p99: publish call to receipt by the last of the 49
+ *   other nodes (validated), per message; limit: a raw node:net loopback
+ *   TCP round trip (p50/p99) measured in the same run.
+ * - gossip.delivered: receipts / (messages x 49); limit 100 %.
+ * - gossip.loop_lag.p99: event-loop delay of a host (monitorEventLoopDelay),
+ *   the worst host; limit: the same hosts' p99 with the network idle. A
+ *   host carries 25 nodes on one loop, so a node on its own sees less.
+ * - gossip.cpu_per_msg: CPU time of all hosts during the run divided by
+ *   deliveries (publishing, relaying, heartbeats included); limit: one raw
+ *   Ed25519 verify (node:crypto, cached key) of a 1 KiB message measured
+ *   here. Each delivery needs at least two (gossipsub's envelope
+ *   signature and the observation's own).
+ */
+import { type ChildProcess, fork } from 'node:child_process'
+import { connect, createServer, type Socket } from 'node:net'
+import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { Identity, verifySignature } from '@tally/core'
+import type { BenchResult } from './result.ts'
+
+const HOST = join(dirname(fileURLToPath(import.meta.url)), 'gossip', 'host.ts')
+
+class Host {
+  readonly child: ChildProcess
+  readonly ready: Promise<void>
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  #next = 1
+
+  constructor() {
+    this.child = fork(HOST, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('exit', (code) => {
+        const err = new Error(`gossip bench host exited with ${code}`)
+        reject(err)
+        for (const waiter of this.#pending.values()) waiter.reject(err)
+        this.#pending.clear()
+      })
+      this.child.on('message', (raw) => {
+        const msg = raw as { id: number; ok: boolean; value?: unknown; error?: string }
+        if (msg.id === 0) return resolve()
+        const waiter = this.#pending.get(msg.id)
+        this.#pending.delete(msg.id)
+        if (msg.ok) waiter?.resolve(msg.value)
+        else waiter?.reject(new Error(msg.error))
+      })
+    })
+  }
+
+  call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.#next++
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.child.send({ id, op, args })
+    })
+  }
+}
+
+interface Collected {
+  sent: [string, number][]
+  received: [string, number, number][]
+  cpuUs: number
+  wallMs: number
+  lagP50Ms: number
+  lagP99Ms: number
+  lagMaxMs: number
+  bytes: number
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[rank] ?? Number.NaN
+}
+
+async function tcpRoundTrips(n: number): Promise<number[]> {
+  const server = createServer((socket) => socket.on('data', (d) => socket.write(d)))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
+  const socket: Socket = connect(port, '127.0.0.1')
+  socket.setNoDelay(true)
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  const payload = Buffer.alloc(64, 7)
+  const samples: number[] = []
+  for (let i = 0; i < n; i++) {
+    const start = performance.now()
+    await new Promise<void>((resolve) => {
+      let got = 0
+      const onData = (d: Buffer) => {
+        got += d.byteLength
+        if (got >= payload.byteLength) {
+          socket.off('data', onData)
+          resolve()
+        }
+      }
+      socket.on('data', onData)
+      socket.write(payload)
+    })
+    samples.push(performance.now() - start)
+  }
+  socket.destroy()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return samples
+}
+
+/** Microseconds per Ed25519 verify of a 1 KiB payload with node:crypto and a cached public key (median of 5 rounds). */
+function ed25519VerifyUs(): number {
+  const id = Identity.generate()
+  const payload = new Uint8Array(1024).fill(7)
+  const sig = id.sign('doc/observation', payload)
+  const rounds: number[] = []
+  for (let r = 0; r < 5; r++) {
+    const n = 1_000
+    const start = performance.now()
+    for (let i = 0; i < n; i++) if (!verifySignature('doc/observation', payload, sig, id.publicKey)) throw new Error('verify failed')
+    rounds.push(((performance.now() - start) * 1000) / n)
+  }
+  return percentile(rounds, 50)
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export async function run(opts: { json: boolean; quick: boolean }): Promise<BenchResult[]> {
+  const total = 50
+  const hostCount = Math.max(1, Number(process.env['BENCH_GOSSIP_HOSTS'] ?? 2))
+  const ratePerSecond = 20
+  const monitors = 10
+  const durationMs = opts.quick ? 6_000 : 20_000
+  const log = (s: string) => {
+    if (!opts.json) process.stderr.write(`  ${s}\n`)
+  }
+  const hosts = Array.from({ length: hostCount }, () => new Host())
+  try {
+    await Promise.all(hosts.map((h) => h.ready))
+    const sizes = hosts.map((_, i) => Math.floor(total / hostCount) + (i < total % hostCount ? 1 : 0))
+    const startedAt = performance.now()
+    const first = await hosts[0]!.call<{ addrs: string[] }>('start', { count: sizes[0], bootstrap: [] })
+    const seed = first.addrs[0]!
+    await Promise.all(hosts.slice(1).map((h, i) => h.call('start', { count: sizes[i + 1], bootstrap: [seed] })))
+    log(`${total} nodes in ${hostCount} processes started in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
+    await Promise.all(hosts.map((h) => h.call('settle')))
+    let mesh: { meshMin: number; connectionsAvg: number }[] = []
+    for (let i = 0; i < 40; i++) {
+      mesh = await Promise.all(hosts.map((h) => h.call<{ meshMin: number; connectionsAvg: number }>('mesh')))
+      if (mesh.every((m) => m.meshMin >= 3)) break
+      await sleep(500)
+    }
+    log(`meshes: smallest ${mesh.map((m) => m.meshMin).join('/')}, connections avg ${mesh.map((m) => m.connectionsAvg.toFixed(1)).join('/')}`)
+
+    // Idle floor for loop lag: the same hosts with the network up and no traffic.
+    await Promise.all(hosts.map((h) => h.call('mark')))
+    await sleep(3_000)
+    const idle = await Promise.all(hosts.map((h) => h.call<Collected>('collect')))
+
+    // Monitors spread over the hosts; tick k publishes from monitor k mod 10.
+    const perHostMonitors = hosts.map((_, i) => Math.ceil(((i + 1) * monitors) / hostCount) - Math.ceil((i * monitors) / hostCount))
+    const monitorAt: { host: number; node: number }[] = []
+    for (const [h, n] of perHostMonitors.entries()) for (let j = 0; j < n; j++) monitorAt.push({ host: h, node: 1 + j * Math.floor((sizes[h]! - 1) / n) })
+    const clock = () => performance.timeOrigin + performance.now()
+    const traffic = async (ms: number) => {
+      const t0 = clock() + 500
+      const ticks = Math.floor((ms * ratePerSecond) / 1000)
+      const schedules = hosts.map(() => [] as { node: number; at: number }[])
+      for (let k = 0; k < ticks; k++) {
+        const m = monitorAt[k % monitorAt.length]!
+        schedules[m.host]!.push({ node: m.node, at: t0 + (k * 1000) / ratePerSecond })
+      }
+      await Promise.all(hosts.map((h, i) => h.call('publish', { schedule: schedules[i] })))
+    }
+    await traffic(2_000)
+    await sleep(1_000)
+    await Promise.all(hosts.map((h) => h.call('mark')))
+    await traffic(durationMs)
+    await sleep(2_000)
+    const collected = await Promise.all(hosts.map((h) => h.call<Collected>('collect')))
+
+    const sentAt = new Map<string, number>()
+    for (const c of collected) for (const [k, t] of c.sent) sentAt.set(k, t)
+    const last = new Map<string, number>()
+    const count = new Map<string, number>()
+    for (const c of collected) {
+      for (const [k, t, n] of c.received) {
+        if (!sentAt.has(k)) continue
+        last.set(k, Math.max(last.get(k) ?? 0, t))
+        count.set(k, (count.get(k) ?? 0) + n)
+      }
+    }
+    const latencies: number[] = []
+    let deliveries = 0
+    for (const [k, t] of sentAt) {
+      deliveries += count.get(k) ?? 0
+      const l = last.get(k)
+      if (l !== undefined) latencies.push(l - t)
+    }
+    const expected = sentAt.size * (total - 1)
+    const deliveredPct = expected === 0 ? 0 : (deliveries / expected) * 100
+    const cpuUs = collected.reduce((s, c) => s + c.cpuUs, 0)
+    const lagP99 = Math.max(...collected.map((c) => c.lagP99Ms))
+    const idleLagP99 = Math.max(...idle.map((c) => c.lagP99Ms))
+    log(
+      `${sentAt.size} observations of ${collected[0]?.bytes ?? collected[1]?.bytes ?? 0} B, ${deliveries}/${expected} deliveries; loop lag max ${Math.max(...collected.map((c) => c.lagMaxMs)).toFixed(1)} ms; CPU ${(cpuUs / 1e6).toFixed(1)} s over ${(Math.max(...collected.map((c) => c.wallMs)) / 1000).toFixed(1)} s`,
+    )
+
+    const verifyUs = ed25519VerifyUs()
+    const rtt = await tcpRoundTrips(opts.quick ? 500 : 2_000)
+    const rttP50 = percentile(rtt, 50)
+    const rttP99 = percentile(rtt, 99)
+    return [
+      { name: 'gossip.last.p50', value: percentile(latencies, 50), unit: 'ms', limit: { name: 'tcp loopback rtt p50', value: rttP50, unit: 'ms' }, target: { op: '<=', value: 60 } },
+      { name: 'gossip.last.p99', value: percentile(latencies, 99), unit: 'ms', limit: { name: 'tcp loopback rtt p99', value: rttP99, unit: 'ms' }, target: { op: '<=', value: 300 } },
+      { name: 'gossip.delivered', value: deliveredPct, unit: '%', limit: { name: 'every subscriber', value: 100, unit: '%' }, target: { op: '>=', value: 100 } },
+      { name: 'gossip.loop_lag.p99', value: lagP99, unit: 'ms', limit: { name: 'same hosts idle p99', value: idleLagP99, unit: 'ms' }, target: { op: '<=', value: 20 } },
+      {
+        name: 'gossip.cpu_per_msg',
+        value: deliveries === 0 ? Number.NaN : cpuUs / deliveries,
+        unit: 'us',
+        limit: { name: 'ed25519 verify (node:crypto)', value: verifyUs, unit: 'us' },
+      },
+    ]
+  } finally {
+    await Promise.allSettled(hosts.map((h) => h.call('stop')))
+    for (const h of hosts) h.child.kill('SIGKILL')
+  }
+}
