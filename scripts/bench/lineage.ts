@@ -160,8 +160,20 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
       process.stderr.write(`  group commit: ${group.perWrite.toFixed(0)} entries per durable write; export ${car.byteLength} bytes, ${child.entries} entries\n`)
     }
     return [
-      { name: 'lineage.append.durable', value: durable, unit: 'entries/s', limit: { name: 'LevelDB sync put', value: putRate, unit: 'entries/s' }, target: { op: '>=', value: 5000 } },
-      { name: 'lineage.append.group', value: group.rate, unit: 'entries/s', limit: { name: 'Ed25519 sign', value: sign, unit: 'entries/s' }, target: { op: '>=', value: 15000 } },
+      {
+        name: 'lineage.append.durable',
+        value: durable,
+        unit: 'entries/s',
+        limit: { name: 'LevelDB sync put', value: putRate, unit: 'entries/s' },
+        target: { op: '>=', value: 5000 },
+      },
+      {
+        name: 'lineage.append.group',
+        value: group.rate,
+        unit: 'entries/s',
+        limit: { name: 'Ed25519 sign', value: sign, unit: 'entries/s' },
+        target: { op: '>=', value: 15000 },
+      },
       {
         name: 'lineage.verify',
         value: child.entries / child.seconds,

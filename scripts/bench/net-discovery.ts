@@ -22,6 +22,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { createServer, connect, type Socket } from 'node:net'
+import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { BenchResult } from './result.ts'
@@ -113,20 +114,40 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     await Promise.all(hosts.map((h) => h.ready))
     const baselines = await Promise.all(hosts.map((h) => h.call<{ rssMiB: number }>('baseline')))
     const startedAt = performance.now()
-    const first = await hosts[0]!.call<{ addrs: string[] }>('start', { count: perHost, bootstrap: [] })
+    const first = await hosts[0]!.call<{ addrs: string[]; bootFailed: number }>('start', { count: perHost, bootstrap: [] })
     const seed = first.addrs[0]!
-    await hosts[1]!.call('start', { count: perHost, bootstrap: [seed] })
+    const second = await hosts[1]!.call<{ bootFailed: number }>('start', { count: perHost, bootstrap: [seed] })
+    if (first.bootFailed + second.bootFailed > 0) log(`nodes that reached no bootstrap peer: ${first.bootFailed + second.bootFailed}`)
     log(`50 nodes started in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
-    const settled = await Promise.all(hosts.map((h) => h.call<{ routingTableMin: number; connectionsAvg: number }>('settle')))
+    const settled = await Promise.all(hosts.map((h) => h.call<{ routingTableMin: number; connectionsAvg: number }>('settle', { rounds: 3 })))
     log(
       `settled: routing table min ${settled.map((s) => s.routingTableMin).join('/')}, connections avg ${settled.map((s) => s.connectionsAvg.toFixed(1)).join('/')}`,
     )
     const idle = await Promise.all(hosts.map((h) => h.call<{ rssMiB: number; nodes: number }>('rss')))
     const perNode = idle.map((r, i) => (r.rssMiB - baselines[i]!.rssMiB) / r.nodes)
 
-    // Let the joins' aftermath (identify, routing-table pings) die down before timing anything.
-    await new Promise((r) => setTimeout(r, 5_000))
+    // Time nothing until new connections have stopped appearing (at most 60 s more).
     await Promise.all(hosts.map((h) => h.call('churn')))
+    for (let i = 0; i < 30; i++) {
+      await new Promise((r) => setTimeout(r, 2_000))
+      const churn = await Promise.all(hosts.map((h) => h.call<{ opened: number }>('churn')))
+      if (churn.every((c) => c.opened < 4)) break
+    }
+    const quiet = await Promise.all(hosts.map((h) => h.call<{ connections: number }>('connections')))
+    log(`connections per node before measuring: ${quiet.map((q) => q.connections.toFixed(1)).join('/')}`)
+
+    type Cpu = { cpuMs: number; lagP50Ms: number; lagP99Ms: number; lagMaxMs: number }
+    const cpu = () => Promise.all(hosts.map((h) => h.call<Cpu>('cpu')))
+    const totalCpu = (c: Cpu[]) => c.reduce((sum, x) => sum + x.cpuMs, 0)
+    // Background CPU of the idle network (pings, heartbeats), to subtract from each operation's CPU.
+    const idle0 = await cpu()
+    const idleStart = performance.now()
+    await new Promise((r) => setTimeout(r, 4_000))
+    const idle1 = await cpu()
+    const idleCpuPerMs = (totalCpu(idle1) - totalCpu(idle0)) / (performance.now() - idleStart)
+    log(`idle network: ${(idleCpuPerMs * 100).toFixed(0)} % of one core for 50 nodes; event-loop delay p99 ${idle1.map((c) => c.lagP99Ms.toFixed(0)).join('/')} ms`)
+    const provideCpuMs: number[] = []
+    const lags: number[] = []
 
     const provideMs: number[] = []
     const announceMs: number[] = []
@@ -136,7 +157,12 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
       const provHost = i % 2
       const consHost = 1 - provHost
       const hw = `gpu.bench-${i}-${Math.random().toString(36).slice(2, 8)}`
+      const before = await cpu()
+      const t0 = performance.now()
       const provided = await hosts[provHost]!.call<{ ms: number; reached: number; peer: string }>('provide', { node: 1 + ((i * 7) % (perHost - 1)), hw })
+      const after = await cpu()
+      provideCpuMs.push(totalCpu(after) - totalCpu(before) - idleCpuPerMs * (performance.now() - t0))
+      lags.push(...after.map((c) => c.lagP99Ms))
       provideMs.push(provided.ms)
       for (let j = 0; j < findsPerProvider; j++) {
         const found = await hosts[consHost]!.call<{ ms: number; peer: string | null }>('find', { node: (i * 5 + j * 11 + 3) % perHost, hw })
@@ -151,6 +177,9 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     const churn = await Promise.all(hosts.map((h) => h.call<{ opened: number; closed: number }>('churn')))
     log(`connections opened/closed while measuring: ${churn.map((c) => `${c.opened}/${c.closed}`).join(', ')}`)
     log(`provide ms: ${provideMs.map((x) => x.toFixed(0)).join(' ')}`)
+    log(`provide CPU ms (both hosts, idle subtracted): ${provideCpuMs.map((x) => x.toFixed(0)).join(' ')}`)
+    log(`host event-loop delay p99 during provides, ms: ${lags.map((x) => x.toFixed(0)).join(' ')}`)
+    log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (${cpus().length} cores)`)
     log(`announce ms: ${announceMs.map((x) => x.toFixed(0)).join(' ')}`)
     log(`find ms: ${findMs.map((x) => x.toFixed(0)).join(' ')}`)
     if (missed > 0) log(`finds that did not report the provider: ${missed}`)
@@ -165,6 +194,12 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
 
     const results: BenchResult[] = [
       { name: 'net.discovery.provide.p50', value: percentile(provideMs, 50), unit: 'ms', limit: rrLimit, target: { op: '<=', value: 500 } },
+      {
+        name: 'net.discovery.provide.cpu.p50',
+        value: percentile(provideCpuMs, 50),
+        unit: 'ms',
+        limit: { name: 'provide latency p50 (CPU over wall: how much of the latency is computing)', value: percentile(provideMs, 50), unit: 'ms' },
+      },
       { name: 'net.discovery.announce.p50', value: percentile(announceMs, 50), unit: 'ms', limit: rrLimit },
       { name: 'net.discovery.find.p50', value: percentile(findMs, 50), unit: 'ms', limit: rrLimit, target: { op: '<=', value: 100 } },
       {

@@ -48,6 +48,13 @@ export interface AppendOptions {
 
 export interface IngestOptions {
   meta?: MetaWrite[]
+  /**
+   * Called with the entries about to be added (chain order), after every
+   * check of the log itself and before the atomic write; throwing aborts
+   * the batch and nothing is stored. Where the deal reducer refuses
+   * illegal transitions (DESIGN invariant 2). Not called when nothing is new.
+   */
+  validate?: (added: readonly EntryBlock[]) => void | Promise<void>
 }
 
 export type PairLogEvent = { type: 'entry'; block: EntryBlock; origin: 'local' | 'remote' }

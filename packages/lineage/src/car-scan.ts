@@ -148,7 +148,15 @@ export class CarScanner {
       const dataStart = Math.min(end, cidAt + cidLen)
       const data = chunk.subarray(dataStart, end)
       const digest = sha256(data)
-      this.#onBlock({ sectionOffset: base + start, dataOffset: base + dataStart, dataLength: data.byteLength, data, declared: undefined, digest, intact: false })
+      this.#onBlock({
+        sectionOffset: base + start,
+        dataOffset: base + dataStart,
+        dataLength: data.byteLength,
+        data,
+        declared: undefined,
+        digest,
+        intact: false,
+      })
       this.#fault(code, message, base + start, [digest])
     }
   }

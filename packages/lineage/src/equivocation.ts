@@ -82,4 +82,3 @@ export function decodeEquivocationProof(bytes: Uint8Array): EquivocationProof {
   const v = parseWith(proofSchema, decode(bytes, MAX_EQUIVOCATION_PROOF_BYTES), 'equivocation proof')
   return { a: v.a, b: v.b }
 }
-

@@ -8,18 +8,7 @@
  * prefix of the newer's) let witnesses cosign a checkpoint only if it
  * extends the last one they saw.
  */
-import {
-  type CID,
-  type EntryBlock,
-  type Identity,
-  type SignedDocument,
-  decode,
-  encode,
-  parseWith,
-  schema,
-  signDocument,
-  verifyDocument,
-} from '@tally/core'
+import { type CID, type EntryBlock, type Identity, type SignedDocument, decode, encode, parseWith, schema, signDocument, verifyDocument } from '@tally/core'
 import type { PairDescriptor, PartyRole } from './api.ts'
 import {
   type CheckpointSigs,
@@ -115,7 +104,17 @@ export async function inclusionProof(log: PairLog, cid: CID, checkpoint?: CID): 
   const entry = await log.entryByCid(cid)
   if (entry === undefined) throw new ProofError(`entry ${cid} is not held`)
   const signed = await signedCheckpoint(log, state)
-  return { type: INCLUSION_PROOF_TYPE, v: 1, ...signed, entry: entry.bytes, index, path: auditPath(leaves.map((l) => leafHash(l.bytes)), index) }
+  return {
+    type: INCLUSION_PROOF_TYPE,
+    v: 1,
+    ...signed,
+    entry: entry.bytes,
+    index,
+    path: auditPath(
+      leaves.map((l) => leafHash(l.bytes)),
+      index,
+    ),
+  }
 }
 
 /**

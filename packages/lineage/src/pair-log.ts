@@ -13,18 +13,7 @@ import {
   entrySignatureValid,
   parseWith,
 } from '@tally/core'
-import type {
-  AppendOptions,
-  ChainHead,
-  IngestOptions,
-  IngestResult,
-  MetaWrite,
-  PairDescriptor,
-  PairHeads,
-  PairLogApi,
-  PairLogEvent,
-  PartyRole,
-} from './api.ts'
+import type { AppendOptions, ChainHead, IngestOptions, IngestResult, MetaWrite, PairDescriptor, PairHeads, PairLogApi, PairLogEvent, PartyRole } from './api.ts'
 import { type CheckpointContext, checkCheckpointBody, checkProposalBody } from './checkpoint.ts'
 import { type CheckpointStatement, signStatement } from './checkpoint-statement.ts'
 import { type CheckpointState, decodeCheckpointState, encodeCheckpointState } from './coverage.ts'
@@ -53,6 +42,7 @@ import { timelineOf } from './timeline-reader.ts'
 /** Entries dated further than this into the future of the local clock are refused (clocks of honest parties agree to minutes). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 10 * 60 * 1000
 const OWN_CID_CACHE = 65_536
+const RECENT_OWN = 64
 
 export interface PairLogOptions {
   /** Default DEFAULT_MAX_CLOCK_SKEW_MS. */
@@ -109,8 +99,9 @@ export class PairLog implements PairLogApi, CheckpointContext {
   readonly #onListenerError: ((err: unknown) => void) | undefined
   readonly #heads: Record<PartyRole, Head | null>
   readonly #pending: Record<PartyRole, Head | null>
-  readonly #pendingByCid = new CidMap<EntryBlock>()
   readonly #pendingBySeq: Record<PartyRole, Map<number, EntryBlock>> = { provider: new Map(), consumer: new Map() }
+  /** The holder's latest entries, newest last: where counterparty `seen` links almost always point. */
+  readonly #recentOwn: EntryBlock[] = []
   readonly #ownSeqs = new CidMap<number>()
   #otherSeenSeq: number
   readonly #states = new Map<string, CheckpointState>()
@@ -225,7 +216,10 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   /** An entry of this pair by CID, including accepted-but-not-yet-durable ones. */
   async entryByCid(cid: CID): Promise<EntryBlock | undefined> {
-    return this.#pendingByCid.get(cid) ?? this.get(cid)
+    for (const m of [this.#pendingBySeq.provider, this.#pendingBySeq.consumer]) {
+      for (const b of m.values()) if (b.cid.equals(cid)) return b
+    }
+    return this.get(cid)
   }
 
   timeline(): AsyncIterable<EntryBlock> {
@@ -391,13 +385,14 @@ export class PairLog implements PairLogApi, CheckpointContext {
     this.#assertUsable()
     // The new part must continue the held chain (re-check: held may have moved during reads? no: ingests are serialized).
     const first = fresh[0]!
-    if (first.entry.seq !== heldSeq + 1) throw new GapError(`expected ${other} entry #${heldSeq + 1}, got #${first.entry.seq}`, heldSeq + 1, first.entry.seq, entryRef(first))
+    if (first.entry.seq !== heldSeq + 1)
+      throw new GapError(`expected ${other} entry #${heldSeq + 1}, got #${first.entry.seq}`, heldSeq + 1, first.entry.seq, entryRef(first))
     let prev = this.#pending[other]
     let seenSeq = this.#otherSeenSeq
     const now = this.#now()
     for (const b of fresh) {
       const e = b.entry
-      const linked = prev === null ? e.prev === null : e.prev !== null && e.prev.equals(prev.cid)
+      const linked = prev === null ? e.prev === null : e.prev?.equals(prev.cid)
       if (!linked) {
         throw new BrokenLinkError(`entry #${e.seq} does not link to the held ${other} entry #${prev?.seq ?? 0}`, entryRef(b))
       }
@@ -414,6 +409,7 @@ export class PairLog implements PairLogApi, CheckpointContext {
     const meta: MetaWrite[] = [...(opts.meta ?? [])]
     const states = await this.#checkIngestedCheckpoints(fresh)
     for (const s of states) meta.push({ key: checkpointMetaPrefix(this.id) + s.statement.toString(), value: encodeCheckpointState(s) })
+    if (opts.validate !== undefined) await opts.validate(fresh)
     this.#assertUsable()
     const last = fresh[fresh.length - 1]!
     this.#stage(other, fresh)
@@ -476,6 +472,10 @@ export class PairLog implements PairLogApi, CheckpointContext {
   }
 
   async #ownSeqOf(cid: CID): Promise<number | undefined> {
+    for (let i = this.#recentOwn.length - 1; i >= 0; i--) {
+      const b = this.#recentOwn[i]!
+      if (b.cid.equals(cid)) return b.entry.seq
+    }
     const cached = this.#ownSeqs.get(cid)
     if (cached !== undefined) return cached
     const b = await this.entryByCid(cid)
@@ -532,9 +532,11 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   #stage(role: PartyRole, blocks: EntryBlock[]): void {
     for (const b of blocks) {
-      this.#pendingByCid.set(b.cid, b)
       this.#pendingBySeq[role].set(b.entry.seq, b)
-      if (role === this.role) this.#rememberOwn(b.cid, b.entry.seq)
+      if (role === this.role) {
+        if (this.#recentOwn.length >= RECENT_OWN) this.#recentOwn.shift()
+        this.#recentOwn.push(b)
+      }
     }
     const last = blocks[blocks.length - 1]!
     this.#pending[role] = { seq: last.entry.seq, cid: last.cid }
@@ -542,12 +544,11 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   #durable(role: PartyRole, blocks: EntryBlock[], origin: 'local' | 'remote'): void {
     for (const b of blocks) {
-      this.#pendingByCid.delete(b.cid)
       this.#pendingBySeq[role].delete(b.entry.seq)
       const head = this.#heads[role]
       if (head === null || b.entry.seq > head.seq) this.#heads[role] = { seq: b.entry.seq, cid: b.cid }
     }
-    for (const b of blocks) this.#emit({ type: 'entry', block: b, origin })
+    if (this.#listeners.size > 0) for (const b of blocks) this.#emit({ type: 'entry', block: b, origin })
   }
 
   #emit(event: PairLogEvent): void {

@@ -57,26 +57,25 @@ export class LevelStore implements Store {
   }
 
   async #flush(batches: StoreBatch[]): Promise<void> {
-    const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = []
-    for (const b of [mergeBatches(batches)]) {
+    // A chained batch: the array form of level's batch() costs ~15 µs of main-thread time per op, this ~1 µs.
+    const batch = this.#db.batch()
+    try {
+      const b = mergeBatches(batches)
       for (const e of b.entries ?? []) {
-        ops.push({ type: 'put', key: `b/${e.cid.toString()}`, value: e.bytes })
-        ops.push({ type: 'put', key: `i/${e.pair.toString()}/${e.author}/${seqKey(e.seq)}`, value: e.cid.bytes })
+        batch.put(`b/${e.cid.toString()}`, e.bytes)
+        batch.put(`i/${e.pair.toString()}/${e.author}/${seqKey(e.seq)}`, e.cid.bytes)
       }
-      for (const h of b.heads ?? []) {
-        ops.push({ type: 'put', key: `h/${h.pair.toString()}/${h.author}`, value: encode({ seq: h.seq, cid: h.cid }) })
-      }
+      for (const h of b.heads ?? []) batch.put(`h/${h.pair.toString()}/${h.author}`, encode({ seq: h.seq, cid: h.cid }))
       for (const m of b.meta ?? []) {
-        if (m.value === null) ops.push({ type: 'del', key: `m/${m.key}` })
-        else ops.push({ type: 'put', key: `m/${m.key}`, value: m.value })
+        if (m.value === null) batch.del(`m/${m.key}`)
+        else batch.put(`m/${m.key}`, m.value)
       }
       for (const p of b.pairs ?? []) {
-        ops.push({ type: 'put', key: `p/${p.id.toString()}`, value: encode({ provider: p.descriptor.provider, consumer: p.descriptor.consumer }) })
+        batch.put(`p/${p.id.toString()}`, encode({ provider: p.descriptor.provider, consumer: p.descriptor.consumer }))
       }
-    }
-    try {
-      await this.#db.batch(ops, { sync: true })
+      await batch.write({ sync: true })
     } catch (err) {
+      await batch.close().catch(() => undefined)
       throw new StoreError(`durable write failed: ${(err as Error).message}`, {}, { cause: err })
     }
   }

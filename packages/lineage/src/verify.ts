@@ -1,14 +1,14 @@
 /**
  * Offline verification of an exported pair log (CARv1), with no network
  * and no other input. One pass hashes every block, decodes every entry
- * strictly and keeps a compact record per entry (offsets into the CAR, no
- * decoded objects); the chains are then walked back from the heads by hash
- * link. Signatures are checked where they authenticate the rest: each
- * chain head, both signatures of every checkpoint (and each proposal's),
- * and every embedded third-party document. Every problem names the entry
- * concerned (author, seq, CID); a damaged block that cannot be read is
- * named through the link that points to it (its successor's prev, or the
- * manifest's head).
+ * strictly and keeps a compact record per entry (verify-table.ts: offsets
+ * and digests in typed arrays, no decoded objects); the chains are then
+ * walked back from the heads by hash link. Signatures are checked where
+ * they authenticate the rest: each chain head, both signatures of every
+ * checkpoint (and each proposal's), and every embedded third-party
+ * document. Every problem names the entry concerned (author, seq, CID); a
+ * damaged block that cannot be read is named through the link that points
+ * to it (its successor's prev, or the manifest's head).
  */
 import { CID, type EntryBlock, TallyError, decode, decodeEntry, documentSignatureValid, embeddedDocuments, entrySignatureValid, parseWith } from '@tally/core'
 import type { PairDescriptor, PartyRole, VerifyOptions, VerifyProblem, VerifyReport } from './api.ts'
@@ -17,65 +17,19 @@ import { CID_PREFIX, CarScanner, type ScannedBlock } from './car-scan.ts'
 import { type CheckpointStatement, assertStatementSigs, parseCheckpointBody, parseProposalBody, statementCid, statementSignatureValid } from './checkpoint-statement.ts'
 import type { CheckpointState } from './coverage.ts'
 import { decodeEntryFast, scanEnvelope } from './entry-codec.ts'
-import { type ExportSource, fileSource, memorySource } from './export-source.ts'
 import { makeEquivocationProof, verifyEquivocationProof } from './equivocation.ts'
+import { type ExportSource, fileSource, memorySource } from './export-source.ts'
 import { MerkleFrontier, bytesEq } from './merkle.ts'
 import { openBodySchema, pairIdOf } from './pair.ts'
-import { type MergeNode, mergeOrder } from './timeline.ts'
+import { type MergeNode, pickNext } from './timeline.ts'
+import { EntryTable, HAS_SEEN, REACHED, SUSPECT, eq32 } from './verify-table.ts'
 
 /** Problems kept in a report; counting goes on past it. */
 export const MAX_PROBLEMS = 1000
 const ROLES: PartyRole[] = ['provider', 'consumer']
 const PROVIDER = 0
 const CONSUMER = 1
-
-/** One entry as the verifier keeps it: offsets and digest slots, no decoded objects. */
-class Rec {
-  reached = false
-  seenSeq = 0
-  constructor(
-    /** Slot of its own digest (the hash of its bytes) in the digest arena. */
-    readonly slot: number,
-    readonly dataOffset: number,
-    readonly dataLength: number,
-    readonly author: string,
-    readonly seq: number,
-    readonly time: number,
-    readonly kind: string,
-    readonly pairSlot: number,
-    /** -1 for null. */
-    readonly prevSlot: number,
-    readonly seenSlot: number,
-  ) {}
-}
-
-/** 32-byte digests packed in one growing buffer: 100,000 entries cost ~13 MB, not a copy of the file. */
-class DigestArena {
-  buf = new Uint8Array(32 * 4096)
-  n = 0
-
-  add(src: Uint8Array, off = 0): number {
-    if ((this.n + 1) * 32 > this.buf.byteLength) {
-      const bigger = new Uint8Array(this.buf.byteLength * 2)
-      bigger.set(this.buf)
-      this.buf = bigger
-    }
-    this.buf.set(src.subarray(off, off + 32), this.n * 32)
-    return this.n++
-  }
-
-  get(slot: number): Uint8Array {
-    return this.buf.subarray(slot * 32, slot * 32 + 32)
-  }
-
-  eq(a: number, b: number): boolean {
-    return eq32(this.buf, a * 32, this.buf, b * 32)
-  }
-
-  eqBytes(slot: number, d: Uint8Array): boolean {
-    return eq32(this.buf, slot * 32, d, 0)
-  }
-}
+const FOREIGN = 16
 
 /** A link's expectation: the entry `seq` of `author` with this digest. */
 interface Expect {
@@ -88,7 +42,8 @@ interface PendingProblem {
   code: string
   message: string
   offset?: number
-  rec?: Rec
+  /** The entry concerned, by index. */
+  entry?: number
   expect?: Expect
   /** Digests that may name the entry (scan problems): the block's actual digest, then the declared one. */
   digests?: Uint8Array[]
@@ -121,11 +76,6 @@ function digestOfCid(cid: CID): Uint8Array | undefined {
   return cid.code === 0x71 && cid.multihash.code === 0x12 && cid.multihash.digest.byteLength === 32 ? cid.multihash.digest : undefined
 }
 
-function eq32(a: Uint8Array, ai: number, b: Uint8Array, bi: number): boolean {
-  for (let i = 0; i < 32; i++) if (a[ai + i] !== b[bi + i]) return false
-  return true
-}
-
 /**
  * Verify an export (bytes or a file path). Never throws for bad content:
  * the report says what is wrong. A path that cannot be opened throws
@@ -155,25 +105,28 @@ export async function analyzeExport(input: Uint8Array | string, opts: VerifyOpti
 class Verifier {
   readonly source: ExportSource
   readonly opts: VerifyOptions
-  readonly arena = new DigestArena()
-  /** Entries by author, indexed by seq; `extras` holds any second entry at a taken position. */
-  readonly byAuthor = new Map<string, Rec[]>()
-  readonly extras: Rec[] = []
+  readonly t: EntryTable
+  /** Entry indices by author index, at their seq; `extras` holds any second entry at a taken position. */
+  readonly byAuthor: number[][] = []
+  readonly extras: number[] = []
   recCount = 0
   /** Entries recovered from sections whose CID header is damaged. */
-  readonly suspects: Rec[] = []
+  readonly suspects: number[] = []
   /** Entries whose bodies are checked later (open, checkpoint kinds); bodies are read again then. */
-  readonly special: Rec[] = []
+  readonly special: number[] = []
+  /** Pair digests of entries scanned before the pair was known. */
+  readonly unchecked: { entry: number; pair: Uint8Array }[] = []
   readonly pending: PendingProblem[] = []
   problemCount = 0
   documents = 0
   readonly docCache = new Map<string, boolean>()
   manifest: ExportManifest | undefined
-  manifestBlocks: { digest: Uint8Array; offset: number; manifest: ExportManifest }[] = []
+  readonly manifestBlocks: { digest: Uint8Array; offset: number; manifest: ExportManifest }[] = []
+  scanPairDigest: Uint8Array | undefined
   blocks = 0
   pair: PairDescriptor | undefined
   pairDigest: Uint8Array | undefined
-  readonly chains: (Rec | undefined)[][] = [[], []]
+  readonly chains: number[][] = [[], []]
   readonly heads: (Expect | null)[] = [null, null]
   chainsIntact = true
   readonly reachedCount = [0, 0]
@@ -182,11 +135,14 @@ class Verifier {
   readonly states = new Map<string, CheckpointState>()
   readonly stateList: CheckpointState[] = []
   latest: { state: CheckpointState; statement: CheckpointStatement } | undefined
-  order = new Uint8Array(0)
+  order: Uint8Array = new Uint8Array(0)
+  roots: CID[] = []
 
   constructor(source: ExportSource, opts: VerifyOptions) {
     this.source = source
     this.opts = opts
+    // Entries take >= ~200 bytes each in practice; start near the right size.
+    this.t = new EntryTable(Math.min(1 << 20, Math.ceil(source.size / 300)))
   }
 
   problem(p: PendingProblem): void {
@@ -194,12 +150,17 @@ class Verifier {
     if (this.pending.length < MAX_PROBLEMS) this.pending.push(p)
   }
 
-  digestOf(rec: Rec): Uint8Array {
-    return this.arena.get(rec.slot)
+  /** The entry at chain position (role r, seq), or -1. */
+  at(r: number, seq: number): number {
+    return this.chains[r]![seq] ?? -1
   }
 
-  body(rec: Rec): unknown {
-    return this.block(rec).entry.body
+  block(i: number): EntryBlock {
+    return decodeEntryFast(this.source.read(this.t.dataOffset[i]!, this.t.dataLength[i]!))
+  }
+
+  body(i: number): unknown {
+    return this.block(i).entry.body
   }
 
   run(): ExportAnalysis {
@@ -207,6 +168,7 @@ class Verifier {
       (block) => this.onBlock(block),
       (p) => this.problem({ code: p.code, message: p.message, offset: p.offset, digests: p.digests }),
     )
+    this.roots = scanner.roots
     this.source.scan((chunk, base, final) => scanner.push(chunk, base, final), this.opts.onProgress)
     this.resolveManifest(scanner.roots[0])
     this.walkChains()
@@ -226,54 +188,45 @@ class Verifier {
     this.blocks++
     if (!block.intact) {
       // The data may be intact under a damaged CID header: keep it aside; a link may vouch for it.
-      const rec = this.entryRec(block, false)
-      if (rec !== undefined) this.suspects.push(rec)
+      const i = this.entryRec(block, false)
+      if (i >= 0) this.suspects.push(i)
       return
     }
-    const rec = this.entryRec(block, true)
-    if (rec === undefined) return
-    let chain = this.byAuthor.get(rec.author)
-    if (chain === undefined) this.byAuthor.set(rec.author, (chain = []))
+    const i = this.entryRec(block, true)
+    if (i < 0) return
+    const a = this.t.author[i]!
+    const chain = this.byAuthor[a] ?? (this.byAuthor[a] = [])
     this.recCount++
-    // A seq beyond the number of blocks cannot belong to an intact chain; keep the array dense.
-    if (rec.seq > this.source.size / 40 || chain[rec.seq] !== undefined) this.extras.push(rec)
-    else chain[rec.seq] = rec
+    const seq = this.t.seq[i]!
+    // A seq beyond the number of blocks cannot belong to an intact chain; keep the arrays dense.
+    if (seq > this.source.size / 40 || chain[seq] !== undefined) this.extras.push(i)
+    else chain[seq] = i
   }
 
-  /** Decode one block as an entry (strictly); report problems when `report`. */
-  entryRec(block: ScannedBlock, report: boolean): Rec | undefined {
+  /** Decode one block as an entry (strictly) and record it; reports problems when `report`. Returns its index or -1. */
+  entryRec(block: ScannedBlock, report: boolean): number {
     const data = block.data
     const s = scanEnvelope(data)
     if (s === undefined) {
       if (report) this.notAnEntry(block, data)
-      return undefined
+      return -1
     }
     let body: unknown
     try {
       body = decode(data.subarray(s.bodyStart, s.bodyEnd))
     } catch (err) {
       if (report) this.problem({ code: 'DecodeError', message: `entry body: ${(err as Error).message}`, offset: block.sectionOffset, digests: [block.digest] })
-      return undefined
+      return -1
     }
-    const a = this.arena
-    const rec = new Rec(
-      a.add(block.digest),
-      block.dataOffset,
-      block.dataLength,
-      s.author,
-      s.seq,
-      s.time,
-      s.kind,
-      a.add(data, s.pairDigestAt),
-      s.prevDigestAt < 0 ? -1 : a.add(data, s.prevDigestAt),
-      s.seenDigestAt < 0 ? -1 : a.add(data, s.seenDigestAt),
-    )
-    if (s.kind === 'open' || s.kind === 'checkpoint' || s.kind === 'checkpoint-proposal') this.special.push(rec)
-    if (report && typeof body === 'object' && body !== null) this.checkDocuments(body, rec)
-    return rec
+    const i = this.t.add(block.digest, data, s, block.dataOffset, block.dataLength, !report)
+    if (this.scanPairDigest === undefined) this.unchecked.push({ entry: i, pair: data.slice(s.pairDigestAt, s.pairDigestAt + 32) })
+    else if (!eq32(data, s.pairDigestAt, this.scanPairDigest, 0)) this.t.flags[i] = this.t.flags[i]! | FOREIGN
+    if (s.kind === 'open' || s.kind === 'checkpoint' || s.kind === 'checkpoint-proposal') this.special.push(i)
+    if (report && typeof body === 'object' && body !== null) this.checkDocuments(body, i)
+    return i
   }
 
-  checkDocuments(body: unknown, rec: Rec): void {
+  checkDocuments(body: unknown, entry: number): void {
     for (const doc of embeddedDocuments(body)) {
       this.documents++
       const id = Buffer.from(doc.sig.buffer, doc.sig.byteOffset, doc.sig.byteLength).toString('latin1')
@@ -286,7 +239,7 @@ class Verifier {
         }
         this.docCache.set(id, ok)
       }
-      if (!ok) this.problem({ code: 'EmbeddedDocumentError', message: `embedded ${doc.type} document by ${doc.by} does not verify`, rec })
+      if (!ok) this.problem({ code: 'EmbeddedDocumentError', message: `embedded ${doc.type} document by ${doc.by} does not verify`, entry })
     }
   }
 
@@ -302,7 +255,13 @@ class Verifier {
     }
     if (value !== null && typeof value === 'object' && (value as { type?: unknown }).type === 'tally-export') {
       try {
-        this.manifestBlocks.push({ digest: block.digest, offset: block.sectionOffset, manifest: parseManifest(value) })
+        const manifest = parseManifest(value)
+        this.manifestBlocks.push({ digest: block.digest, offset: block.sectionOffset, manifest })
+        // The manifest the header names, seen before the entries (as exports write it): check each entry's pair as it comes.
+        const root = this.roots[0] === undefined ? undefined : digestOfCid(this.roots[0])
+        if (this.scanPairDigest === undefined && root !== undefined && bytesEq(root, block.digest) && this.recCount + this.suspects.length === 0) {
+          this.scanPairDigest = pairIdOf(manifest.pair).multihash.digest
+        }
       } catch (err) {
         this.problem({ code: 'ManifestError', message: (err as Error).message, offset: block.sectionOffset, digests })
       }
@@ -337,16 +296,19 @@ class Verifier {
         this.pair = undefined
       }
     }
+    if (this.pairDigest !== undefined) {
+      // Entries scanned before the pair was known; the rest were checked against the manifest the header names, which is this one.
+      for (const u of this.unchecked) if (!bytesEq(u.pair, this.pairDigest)) this.t.flags[u.entry] = this.t.flags[u.entry]! | FOREIGN
+    }
   }
 
   /** Without a usable manifest, the pair is what the 'open' entries say. */
   pairFromOpenEntries(): PairDescriptor | undefined {
-    for (const chain of this.byAuthor.values()) {
-      const rec = chain[1]
-      if (rec === undefined || rec.kind !== 'open') continue
+    for (const i of this.special) {
+      if (this.t.kindOf(i) !== 'open' || this.t.seq[i] !== 1 || (this.t.flags[i]! & SUSPECT) !== 0) continue
       let body: { pair?: PairDescriptor } | undefined
       try {
-        body = this.body(rec) as { pair?: PairDescriptor }
+        body = this.body(i) as { pair?: PairDescriptor }
       } catch {
         continue
       }
@@ -371,20 +333,23 @@ class Verifier {
       return h === null || digest === undefined ? null : { author, seq: h.seq, digest }
     }
     // No manifest: the highest entry of the party.
-    const chain = this.byAuthor.get(author) ?? []
-    let best: Rec | undefined = chain[chain.length - 1]
-    for (const r of this.suspects) if (r.author === author && (best === undefined || r.seq > best.seq)) best = r
-    return best === undefined ? null : { author, seq: best.seq, digest: this.digestOf(best) }
+    const a = this.t.findAuthor(author)
+    const chain = a < 0 ? [] : (this.byAuthor[a] ?? [])
+    let best = chain.length > 0 ? (chain[chain.length - 1] ?? -1) : -1
+    for (const i of this.suspects) if (this.t.authorOf(i) === author && (best < 0 || this.t.seq[i]! > this.t.seq[best]!)) best = i
+    return best < 0 ? null : { author, seq: this.t.seq[best]!, digest: this.t.own(best) }
   }
 
-  /** The entry a link expects at (author, seq), whose digest is `want` (an arena slot, or bytes). */
-  find(author: string, seq: number, want: number | Uint8Array): Rec | undefined {
-    const is = (r: Rec) => (typeof want === 'number' ? this.arena.eq(r.slot, want) : this.arena.eqBytes(r.slot, want))
-    const at = this.byAuthor.get(author)?.[seq]
-    if (at !== undefined && is(at)) return at
-    for (const r of this.extras) if (r.author === author && r.seq === seq && is(r)) return r
-    for (const r of this.suspects) if (r.author === author && r.seq === seq && is(r)) return r
-    return undefined
+  /** The entry a link expects at (author, seq) with digest `d` (at `off`), or -1. */
+  find(author: string, seq: number, d: Uint8Array, off: number): number {
+    const t = this.t
+    const a = t.findAuthor(author)
+    if (a < 0) return -1
+    const at = this.byAuthor[a]?.[seq]
+    if (at !== undefined && t.is(at, d, off)) return at
+    for (const i of this.extras) if (t.author[i] === a && t.seq[i] === seq && t.is(i, d, off)) return i
+    for (const i of this.suspects) if (t.author[i] === a && t.seq[i] === seq && t.is(i, d, off)) return i
+    return -1
   }
 
   walkChains(): void {
@@ -393,12 +358,13 @@ class Verifier {
       this.problem({ code: 'ManifestError', message: 'cannot tell the pair: no manifest and no open entry' })
       return
     }
+    const t = this.t
     for (const r of [PROVIDER, CONSUMER]) {
       const role = ROLES[r]!
       const author = this.party(r)
       const head = this.headOf(r)
       this.heads[r] = head
-      const chain: (Rec | undefined)[] = []
+      const chain: number[] = []
       this.chains[r] = chain
       if (head === null) continue
       this.lowestReached[r] = head.seq + 1
@@ -409,26 +375,28 @@ class Verifier {
       }
       chain.length = head.seq + 1
       let seq = head.seq
-      let want: number | Uint8Array = head.digest
+      let d = head.digest
+      let off = 0
       for (;;) {
-        const rec = this.find(author, seq, want)
-        if (rec === undefined) {
-          const expect = { author, seq, digest: (typeof want === 'number' ? this.arena.get(want) : want).slice() }
-          this.problem({ code: 'MissingEntryError', message: `${role} entry #${seq} is not in the export (or is damaged)`, expect })
+        const i = this.find(author, seq, d, off)
+        if (i < 0) {
+          this.problem({ code: 'MissingEntryError', message: `${role} entry #${seq} is not in the export (or is damaged)`, expect: { author, seq, digest: d.slice(off, off + 32) } })
           this.chainsIntact = false
           break
         }
-        if (!this.arena.eqBytes(rec.pairSlot, this.pairDigest!)) {
-          this.problem({ code: 'ForeignPairError', message: `${role} entry #${rec.seq} belongs to another pair`, rec })
+        if ((t.flags[i]! & FOREIGN) !== 0) {
+          this.problem({ code: 'ForeignPairError', message: `${role} entry #${seq} belongs to another pair`, entry: i })
           this.chainsIntact = false
         }
-        rec.reached = true
+        t.flags[i] = t.flags[i]! | REACHED
         this.reachedCount[r] = this.reachedCount[r]! + 1
         this.lowestReached[r] = seq
-        chain[seq] = rec
-        if (rec.prevSlot < 0) break
+        chain[seq] = i
+        const prev = t.prev(i)
+        if (prev === undefined) break
         seq--
-        want = rec.prevSlot
+        d = t.digests
+        off = i * 96 + 32
       }
     }
     this.reportUnreached()
@@ -436,29 +404,27 @@ class Verifier {
 
   /** Entries no link reaches: forks, strays, entries beyond the heads, foreign entries. */
   reportUnreached(): void {
-    const visit = (rec: Rec) => {
-      if (rec.reached) return
-      const r = rec.author === this.pair!.provider ? PROVIDER : rec.author === this.pair!.consumer ? CONSUMER : -1
-      if (r >= 0 && rec.seq < this.lowestReached[r]!) return // below a break: reported as missing already
+    const t = this.t
+    const visit = (i: number) => {
+      if (t.reached(i)) return
+      const author = t.authorOf(i)
+      const r = author === this.pair!.provider ? PROVIDER : author === this.pair!.consumer ? CONSUMER : -1
+      if (r >= 0 && t.seq[i]! < this.lowestReached[r]!) return // below a break: reported as missing already
       this.chainsIntact = false
-      const twin = r < 0 ? undefined : this.chains[r]![rec.seq]
-      if (twin !== undefined && this.isEquivocation(twin, rec)) {
-        this.problem({ code: 'EquivocationError', message: `${ROLES[r]} signed two different entries #${rec.seq}`, rec: twin })
+      const twin = r < 0 ? -1 : this.at(r, t.seq[i]!)
+      if (twin >= 0 && this.isEquivocation(twin, i)) {
+        this.problem({ code: 'EquivocationError', message: `${ROLES[r]} signed two different entries #${t.seq[i]}`, entry: twin })
       } else if (r < 0) {
-        this.problem({ code: 'WrongAuthorError', message: `entry by ${rec.author}, not a party of this pair`, rec })
+        this.problem({ code: 'WrongAuthorError', message: `entry by ${author}, not a party of this pair`, entry: i })
       } else {
-        this.problem({ code: 'UnexpectedBlockError', message: `${ROLES[r]} entry #${rec.seq} is not on the chain from the head`, rec })
+        this.problem({ code: 'UnexpectedBlockError', message: `${ROLES[r]} entry #${t.seq[i]} is not on the chain from the head`, entry: i })
       }
     }
-    for (const chain of this.byAuthor.values()) for (const rec of chain) if (rec !== undefined) visit(rec)
-    for (const rec of this.extras) visit(rec)
+    for (const chain of this.byAuthor) for (const i of chain ?? []) if (i !== undefined) visit(i)
+    for (const i of this.extras) visit(i)
   }
 
-  block(rec: Rec): EntryBlock {
-    return decodeEntryFast(this.source.read(rec.dataOffset, rec.dataLength))
-  }
-
-  isEquivocation(a: Rec, b: Rec): boolean {
+  isEquivocation(a: number, b: number): boolean {
     try {
       verifyEquivocationProof(makeEquivocationProof(this.block(a), this.block(b)))
       return true
@@ -468,6 +434,7 @@ class Verifier {
   }
 
   checkSeenAndOpen(): void {
+    const t = this.t
     for (const r of [PROVIDER, CONSUMER]) {
       const role = ROLES[r]!
       const other = this.chains[1 - r]!
@@ -476,115 +443,142 @@ class Verifier {
       let j = 1
       let last = 0
       for (let seq = 1; seq < chain.length; seq++) {
-        const rec = chain[seq]!
-        if (seq === 1) this.checkOpen(rec, role)
-        else if (rec.kind === 'open') this.problem({ code: 'OpenEntryError', message: `'open' entry at seq ${seq}`, rec })
-        if (rec.seenSlot < 0) {
-          if (last > 0) this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} drops its seen link`, rec })
+        const i = chain[seq]!
+        if (seq === 1) this.checkOpen(i, role)
+        else if (t.kindOf(i) === 'open') this.problem({ code: 'OpenEntryError', message: `'open' entry at seq ${seq}`, entry: i })
+        if ((t.flags[i]! & HAS_SEEN) === 0) {
+          if (last > 0) this.problem({ code: 'SeenLinkError', message: `${role} entry #${seq} drops its seen link`, entry: i })
           continue
         }
-        let k = Math.max(j, 1)
-        while (k < other.length && !this.arena.eq(other[k]!.slot, rec.seenSlot)) k++
+        let k = j
+        while (k < other.length && !t.isLinkOf(other[k]!, i, 2)) k++
         if (k >= other.length) {
-          const behind = other.slice(1, j).some((o) => o !== undefined && this.arena.eq(o.slot, rec.seenSlot))
+          let behind = false
+          for (let q = 1; q < j && !behind; q++) behind = t.isLinkOf(other[q]!, i, 2)
           this.problem({
             code: 'SeenLinkError',
             message: behind ? `${role} entry #${seq} has a seen link going backwards` : `${role} entry #${seq} has a seen link to no entry of the other chain`,
-            rec,
+            entry: i,
           })
           continue
         }
-        rec.seenSeq = k
+        t.seenSeq[i] = k
         last = k
         j = k
       }
     }
   }
 
-  checkOpen(rec: Rec, role: PartyRole): void {
-    if (rec.kind !== 'open') {
-      this.problem({ code: 'OpenEntryError', message: `the first ${role} entry is '${rec.kind}', not 'open'`, rec })
+  checkOpen(i: number, role: PartyRole): void {
+    const kind = this.t.kindOf(i)
+    if (kind !== 'open') {
+      this.problem({ code: 'OpenEntryError', message: `the first ${role} entry is '${kind}', not 'open'`, entry: i })
       return
     }
     try {
-      const body = parseWith(openBodySchema, this.body(rec), 'open entry body')
+      const body = parseWith(openBodySchema, this.body(i), 'open entry body')
       if (body.pair.provider !== this.pair!.provider || body.pair.consumer !== this.pair!.consumer || body.role !== role) {
-        this.problem({ code: 'OpenEntryError', message: `the ${role} open entry names another pair or role`, rec })
+        this.problem({ code: 'OpenEntryError', message: `the ${role} open entry names another pair or role`, entry: i })
       }
     } catch (err) {
-      this.problem({ code: 'OpenEntryError', message: (err as Error).message, rec })
+      this.problem({ code: 'OpenEntryError', message: (err as Error).message, entry: i })
     }
   }
 
-  nodes(r: number, from = 0, to = this.chains[r]!.length - 1, otherFrom = 0): MergeNode[] {
-    const chain = this.chains[r]!
-    const out: MergeNode[] = new Array(Math.max(0, to - from))
-    for (let seq = from + 1; seq <= to; seq++) {
-      const rec = chain[seq]!
-      out[seq - from - 1] = { time: rec.time, seenSeq: Math.max(0, rec.seenSeq - otherFrom) }
+  /**
+   * Timeline merge (timeline.ts) over chain positions (from, to], with the
+   * other chain's entries up to `from` counted as placed. Returns roles in order.
+   */
+  merge(from: { provider: number; consumer: number }, to: { provider: number; consumer: number }): Uint8Array {
+    const t = this.t
+    const out = new Uint8Array(to.provider - from.provider + to.consumer - from.consumer)
+    const p: MergeNode = { time: 0, seenSeq: 0 }
+    const c: MergeNode = { time: 0, seenSeq: 0 }
+    let i = from.provider
+    let j = from.consumer
+    for (let n = 0; n < out.length; n++) {
+      const hasP = i < to.provider
+      const hasC = j < to.consumer
+      if (hasP) {
+        const e = this.at(PROVIDER, i + 1)
+        p.time = t.time[e]!
+        p.seenSeq = Math.max(0, t.seenSeq[e]! - from.consumer)
+      }
+      if (hasC) {
+        const e = this.at(CONSUMER, j + 1)
+        c.time = t.time[e]!
+        c.seenSeq = Math.max(0, t.seenSeq[e]! - from.provider)
+      }
+      const pick = pickNext(hasP ? p : undefined, hasC ? c : undefined, i - from.provider, j - from.consumer, this.pair!.provider, this.pair!.consumer)!
+      if (pick.role === 'provider') {
+        out[n] = PROVIDER
+        i++
+      } else {
+        out[n] = CONSUMER
+        j++
+      }
     }
     return out
   }
 
   buildTimeline(): void {
-    const { order } = mergeOrder(this.nodes(PROVIDER), this.nodes(CONSUMER), this.pair!.provider, this.pair!.consumer)
-    this.order = Uint8Array.from(order, (role) => (role === 'provider' ? PROVIDER : CONSUMER))
+    const top = (r: number) => Math.max(0, this.chains[r]!.length - 1)
+    this.order = this.merge({ provider: 0, consumer: 0 }, { provider: top(PROVIDER), consumer: top(CONSUMER) })
   }
 
   // --- checkpoints ------------------------------------------------------------------------
 
   checkCheckpoints(): void {
+    const t = this.t
     const listed = (this.manifest?.checkpoints ?? []).map((c) => digestOfCid(c) ?? new Uint8Array(32))
-    const found: Rec[] = []
+    const found: number[] = []
     const next = [1, 1]
     for (const r of this.order) {
-      const rec = this.chains[r]![next[r]!++]!
-      if (rec.kind === 'checkpoint-proposal') this.checkProposal(rec)
-      if (rec.kind !== 'checkpoint') continue
-      found.push(rec)
-      if (this.manifest !== undefined && !listed.some((d) => this.arena.eqBytes(rec.slot, d))) {
-        this.problem({ code: 'ManifestError', message: 'checkpoint missing from the manifest list', rec })
+      const i = this.at(r, next[r]!++)
+      const kind = t.kindOf(i)
+      if (kind === 'checkpoint-proposal') this.checkProposal(i)
+      if (kind !== 'checkpoint') continue
+      found.push(i)
+      if (this.manifest !== undefined && !listed.some((d) => t.is(i, d))) {
+        this.problem({ code: 'ManifestError', message: 'checkpoint missing from the manifest list', entry: i })
       }
       try {
-        this.checkCheckpoint(rec, r)
+        this.checkCheckpoint(i, r)
       } catch (err) {
-        this.problem({ code: err instanceof TallyError ? err.name : 'CheckpointError', message: (err as Error).message, rec })
+        this.problem({ code: err instanceof TallyError ? err.name : 'CheckpointError', message: (err as Error).message, entry: i })
       }
     }
     for (const d of listed) {
-      if (!found.some((rec) => this.arena.eqBytes(rec.slot, d))) {
-        this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfDigest(d)}, not a checkpoint of the chains` })
-      }
+      if (!found.some((i) => t.is(i, d))) this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfDigest(d)}, not a checkpoint of the chains` })
     }
   }
 
-  checkProposal(rec: Rec): void {
+  checkProposal(i: number): void {
     try {
-      const p = parseProposalBody(this.body(rec))
+      const p = parseProposalBody(this.body(i))
       if (!bytesEq(p.statement.pair.multihash.digest, this.pairDigest!)) throw new TallyError('proposal is for another pair')
-      if (!statementSignatureValid(p.statement, p.sig, rec.author)) throw new TallyError('proposal signature does not verify')
+      if (!statementSignatureValid(p.statement, p.sig, this.t.authorOf(i))) throw new TallyError('proposal signature does not verify')
     } catch (err) {
-      this.problem({ code: 'CheckpointError', message: (err as Error).message, rec })
+      this.problem({ code: 'CheckpointError', message: (err as Error).message, entry: i })
     }
   }
 
-  /** The reached entry of chain r whose digest equals `cid`'s, if any. */
-  reachedByCid(r: number, cid: CID): Rec | undefined {
+  /** The reached entry of chain r whose digest is `cid`'s, or -1. */
+  reachedByCid(r: number, cid: CID): number {
     const d = digestOfCid(cid)
-    if (d === undefined) return undefined
-    for (const rec of this.chains[r]!) if (rec !== undefined && this.arena.eqBytes(rec.slot, d)) return rec
-    return undefined
+    if (d === undefined) return -1
+    for (const i of this.chains[r]!) if (i !== undefined && this.t.is(i, d)) return i
+    return -1
   }
 
-  checkCheckpoint(rec: Rec, r: number): void {
-    const body = parseCheckpointBody(this.body(rec))
+  checkCheckpoint(i: number, r: number): void {
+    const t = this.t
+    const body = parseCheckpointBody(this.body(i))
     const s = body.statement
     if (!bytesEq(s.pair.multihash.digest, this.pairDigest!)) throw new TallyError('checkpoint is for another pair')
     assertStatementSigs(s, body.sigs, this.pair!)
     const proposal = this.reachedByCid(1 - r, body.proposal)
-    if (proposal === undefined || proposal.kind !== 'checkpoint-proposal') {
-      throw new TallyError("checkpoint does not answer the other party's proposal in the export")
-    }
+    if (proposal < 0 || t.kindOf(proposal) !== 'checkpoint-proposal') throw new TallyError("checkpoint does not answer the other party's proposal in the export")
     const p = parseProposalBody(this.body(proposal))
     if (!statementCid(p.statement).equals(statementCid(s))) throw new TallyError('checkpoint statement differs from its proposal')
     let prev: CheckpointState | null = null
@@ -599,16 +593,16 @@ class Verifier {
       const h = s.heads[role]
       if (to[role] < from[role]) throw new TallyError('checkpoint heads go backwards')
       if (h === null) continue
-      const at = this.chains[x]![h.seq]
+      const at = this.at(x, h.seq)
       const d = digestOfCid(h.cid)
-      if (at === undefined || d === undefined || !this.arena.eqBytes(at.slot, d)) throw new TallyError(`checkpoint ${role} head #${h.seq} is not that entry of the chain`)
+      if (at < 0 || d === undefined || !t.is(at, d)) throw new TallyError(`checkpoint ${role} head #${h.seq} is not that entry of the chain`)
     }
     const f = this.coverage(prev, from, to)
     const root = f.root()
     if (f.size !== s.size || !bytesEq(root, s.root)) throw new TallyError('checkpoint root or size does not match the entries it covers')
     const state: CheckpointState = {
       statement: statementCid(s),
-      entry: cidOfDigest(this.digestOf(rec)),
+      entry: cidOfDigest(t.own(i)),
       prev: s.prev,
       heads: to,
       size: f.size,
@@ -621,19 +615,15 @@ class Verifier {
   }
 
   coverage(prev: CheckpointState | null, from: { provider: number; consumer: number }, to: { provider: number; consumer: number }): MerkleFrontier {
+    const t = this.t
     for (const x of [PROVIDER, CONSUMER]) {
-      for (let seq = from[ROLES[x]!] + 1; seq <= to[ROLES[x]!]; seq++) {
-        if (this.chains[x]![seq]!.seenSeq > to[ROLES[1 - x]!]) {
-          throw new TallyError(`checkpoint covers ${ROLES[x]} #${seq}, which saw beyond the ${ROLES[1 - x]} head`)
-        }
+      const role = ROLES[x]!
+      const other = ROLES[1 - x]!
+      for (let seq = from[role] + 1; seq <= to[role]; seq++) {
+        if (t.seenSeq[this.at(x, seq)]! > to[other]) throw new TallyError(`checkpoint covers ${role} #${seq}, which saw beyond the ${other} head`)
       }
     }
-    const { order } = mergeOrder(
-      this.nodes(PROVIDER, from.provider, to.provider, from.consumer),
-      this.nodes(CONSUMER, from.consumer, to.consumer, from.provider),
-      this.pair!.provider,
-      this.pair!.consumer,
-    )
+    const order = this.merge(from, to)
     const f = new MerkleFrontier()
     if (prev !== null) {
       f.nodes = prev.frontier.nodes.slice()
@@ -643,9 +633,8 @@ class Verifier {
     const leaf = new Uint8Array(36)
     leaf.set(CID_PREFIX, 0)
     const next = [from.provider + 1, from.consumer + 1]
-    for (const role of order) {
-      const x = role === 'provider' ? PROVIDER : CONSUMER
-      leaf.set(this.digestOf(this.chains[x]![next[x]!++]!), 4)
+    for (const x of order) {
+      leaf.set(t.own(this.at(x, next[x]!++)), 4)
       f.add(leaf)
     }
     return f
@@ -657,23 +646,23 @@ class Verifier {
     if (this.pair === undefined) return
     for (const r of [PROVIDER, CONSUMER]) {
       const chain = this.chains[r]!
-      const top = chain[chain.length - 1]
-      const targets = this.opts.verifyAll === true ? chain.filter((x): x is Rec => x !== undefined) : top === undefined ? [] : [top]
-      for (const rec of targets) {
+      const top = chain.length > 1 ? chain[chain.length - 1] : undefined
+      const targets = this.opts.verifyAll === true ? chain.filter((i) => i !== undefined) : top === undefined ? [] : [top]
+      for (const i of targets) {
         let ok = false
         try {
-          ok = entrySignatureValid(this.block(rec).entry)
+          ok = entrySignatureValid(this.block(i).entry)
         } catch {
           ok = false
         }
-        if (!ok) this.problem({ code: 'SignatureError', message: `${ROLES[r]} entry #${rec.seq} has an invalid signature`, rec })
+        if (!ok) this.problem({ code: 'SignatureError', message: `${ROLES[r]} entry #${this.t.seq[i]} has an invalid signature`, entry: i })
       }
     }
   }
 
   replay(fn: (timeline: EntryBlock[]) => VerifyProblem[]): void {
     const next = [1, 1]
-    const timeline = Array.from(this.order, (r) => this.block(this.chains[r]![next[r]!++]!))
+    const timeline = Array.from(this.order, (r) => this.block(this.at(r, next[r]!++)))
     let found: VerifyProblem[]
     try {
       found = fn(timeline)
@@ -686,13 +675,13 @@ class Verifier {
   // --- report -----------------------------------------------------------------------------
 
   /** The entry a problem is about: its record, the link's expectation, or a block digest some link names. */
-  who(p: PendingProblem): { author: string; seq: number; digest: Uint8Array } | undefined {
-    if (p.rec !== undefined) return { author: p.rec.author, seq: p.rec.seq, digest: this.digestOf(p.rec) }
+  who(p: PendingProblem): Expect | undefined {
+    const t = this.t
+    if (p.entry !== undefined) return { author: t.authorOf(p.entry), seq: t.seq[p.entry]!, digest: t.own(p.entry) }
     if (p.expect !== undefined) return p.expect
     for (const d of p.digests ?? []) {
       for (const r of [PROVIDER, CONSUMER]) {
-        const chain = this.chains[r] ?? []
-        for (const rec of chain) if (rec !== undefined && bytesEq(this.digestOf(rec), d)) return { author: rec.author, seq: rec.seq, digest: d }
+        for (const i of this.chains[r] ?? []) if (i !== undefined && t.is(i, d)) return { author: t.authorOf(i), seq: t.seq[i]!, digest: d }
       }
       for (const q of this.pending) if (q.expect !== undefined && bytesEq(q.expect.digest, d)) return q.expect
     }
@@ -703,16 +692,17 @@ class Verifier {
    * Damage no link reaches (header, manifest, bytes lost to a broken length)
    * is reported against the nearest chain head: what the damaged part anchors.
    */
-  anchor(): { author: string; seq: number; digest: Uint8Array } | undefined {
+  anchor(): Expect | undefined {
     for (const h of this.heads) if (h !== null) return h
-    for (const chain of this.byAuthor.values()) {
-      const rec = chain[chain.length - 1]
-      if (rec !== undefined) return { author: rec.author, seq: rec.seq, digest: this.digestOf(rec) }
+    for (const chain of this.byAuthor) {
+      const i = chain === undefined || chain.length === 0 ? undefined : chain[chain.length - 1]
+      if (i !== undefined) return { author: this.t.authorOf(i), seq: this.t.seq[i]!, digest: this.t.own(i) }
     }
     return undefined
   }
 
   finish(): ExportAnalysis {
+    const t = this.t
     const named = this.pending.map((p) => this.who(p))
     // Name through links first; only if nothing is named that way, anchor the unnamed to a head.
     if (!named.some((w) => w !== undefined)) {
@@ -733,7 +723,7 @@ class Verifier {
     const summary = (r: number) => {
       const chain = this.chains[r]!
       const top = chain.length > 1 ? chain[chain.length - 1] : undefined
-      return { entries: this.reachedCount[r]!, head: top === undefined ? null : { seq: top.seq, cid: cidOfDigest(this.digestOf(top)).toString() } }
+      return { entries: this.reachedCount[r]!, head: top === undefined ? null : { seq: t.seq[top]!, cid: cidOfDigest(t.own(top)).toString() } }
     }
     const report: VerifyReport = {
       ok: this.problemCount === 0,
@@ -754,7 +744,8 @@ class Verifier {
     }
     const first = problems.find((p) => p.author !== undefined) ?? problems[0]
     if (first !== undefined) report.firstProblem = first
-    const compact = (r: number) => this.chains[r]!.slice(1).map((x) => ({ dataOffset: x?.dataOffset ?? -1, dataLength: x?.dataLength ?? 0 }))
+    const compact = (r: number) =>
+      this.chains[r]!.slice(1).map((i) => (i === undefined ? { dataOffset: -1, dataLength: 0 } : { dataOffset: t.dataOffset[i]!, dataLength: t.dataLength[i]! }))
     const analysis: ExportAnalysis = {
       report,
       source: this.source,

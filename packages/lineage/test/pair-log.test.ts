@@ -143,22 +143,40 @@ describe('ingest', () => {
         return ownChain(other)
       },
     ],
-    ['the holder’s own entries', 'WrongAuthorError', async ({ p }) => (await p.append('note', {}), ownChain(p))],
+    [
+      'the holder’s own entries',
+      'WrongAuthorError',
+      async ({ p }) => {
+        await p.append('note', {})
+        return ownChain(p)
+      },
+    ],
     [
       'a third party’s entry',
       'WrongAuthorError',
       async ({ chain, pair }) => [signEntry(seeded(9), { ...chain[0]!.entry, author: seeded(9).peerId, pair: pairIdOf(pair) })],
     ],
     ['a broken prev link', 'BrokenLinkError', async ({ chain, consumer }) => [chain[0]!, chain[1]!, next(consumer, chain[1]!, { prev: chain[0]!.cid })]],
-    ['a first entry that is not open', 'OpenEntryError', async ({ chain, consumer }) => [signEntry(consumer, { ...chain[0]!.entry, kind: 'note' })], { fresh: true }],
+    [
+      'a first entry that is not open',
+      'OpenEntryError',
+      async ({ chain, consumer }) => [signEntry(consumer, { ...chain[0]!.entry, kind: 'note' })],
+      { fresh: true },
+    ],
     [
       'an open entry naming another role',
       'OpenEntryError',
-      async ({ chain, consumer }) => [signEntry(consumer, { ...chain[0]!.entry, body: { pair: (chain[0]!.entry.body as { pair: unknown }).pair, role: 'provider' } })],
+      async ({ chain, consumer }) => [
+        signEntry(consumer, { ...chain[0]!.entry, body: { pair: (chain[0]!.entry.body as { pair: unknown }).pair, role: 'provider' } }),
+      ],
       { fresh: true },
     ],
     ['an open entry later in the chain', 'OpenEntryError', async ({ chain, consumer }) => [chain[0]!, next(consumer, chain[0]!, { kind: 'open' })]],
-    ['an entry dated 11 minutes ahead', 'ClockSkewError', async ({ chain, consumer }) => [chain[0]!, next(consumer, chain[0]!, { time: Date.now() + 11 * 60_000 })]],
+    [
+      'an entry dated 11 minutes ahead',
+      'ClockSkewError',
+      async ({ chain, consumer }) => [chain[0]!, next(consumer, chain[0]!, { time: Date.now() + 11 * 60_000 })],
+    ],
     [
       'a seen link to an entry the holder does not have',
       'SeenLinkError',

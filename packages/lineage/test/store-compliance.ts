@@ -86,7 +86,13 @@ export function storeCompliance(factory: StoreFactory): void {
     })
 
     it('deletes meta with null and lists meta by prefix in key order', async () => {
-      await store.write({ meta: [{ key: 'a/2', value: Uint8Array.of(2) }, { key: 'a/1', value: Uint8Array.of(1) }, { key: 'b/1', value: Uint8Array.of(3) }] })
+      await store.write({
+        meta: [
+          { key: 'a/2', value: Uint8Array.of(2) },
+          { key: 'a/1', value: Uint8Array.of(1) },
+          { key: 'b/1', value: Uint8Array.of(3) },
+        ],
+      })
       await store.write({ meta: [{ key: 'a/2', value: null }] })
       expect(await store.getMeta('a/2')).toBeUndefined()
       const listed = await collect(store.metaEntries('a/'))
@@ -107,7 +113,8 @@ export function storeCompliance(factory: StoreFactory): void {
     it('group-commits concurrent writes into few durable writes', async () => {
       const before = store.durableWrites
       const writes = []
-      for (let i = 1; i <= 200; i++) writes.push(store.write({ entries: [entry(pair, A, i)], heads: [{ pair, author: A, seq: i, cid: entry(pair, A, i).cid }] }))
+      for (let i = 1; i <= 200; i++)
+        writes.push(store.write({ entries: [entry(pair, A, i)], heads: [{ pair, author: A, seq: i, cid: entry(pair, A, i).cid }] }))
       await Promise.all(writes)
       const used = store.durableWrites - before
       expect(used).toBeGreaterThanOrEqual(1)

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
-import type { KadDHT } from '@libp2p/kad-dht'
+import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { type CID, type Credential, type PeerIdString, type TrustPolicy, verifyDocument } from '@tally/core'
@@ -105,6 +105,24 @@ export function skipReasonOf(err: unknown): SkipReason {
       return { code: 'protocol', message: e.message }
     default:
       return { code: 'error', message: `${e.name}: ${e.message}` }
+  }
+}
+
+function eventPeer(event: QueryEvent): PeerIdString | undefined {
+  switch (event.name) {
+    case 'SEND_QUERY':
+      return event.to.toString()
+    case 'PEER_RESPONSE':
+    case 'QUERY_ERROR':
+    case 'PROVIDER':
+    case 'VALUE':
+    case 'FINAL_PEER':
+      return event.from.toString()
+    case 'ADD_PEER':
+    case 'DIAL_PEER':
+      return event.peer.toString()
+    default:
+      return undefined
   }
 }
 
@@ -224,7 +242,7 @@ export class Discovery {
     try {
       for await (const event of this.#host.services.dht.findProviders(cid, { signal })) {
         if (opts.onProgress !== undefined) {
-          const peer = 'from' in event ? event.from.toString() : 'peer' in event && 'toString' in event.peer ? event.peer.toString() : undefined
+          const peer = eventPeer(event)
           opts.onProgress(peer === undefined ? { type: 'dht', event: event.name } : { type: 'dht', event: event.name, peer })
         }
         if (event.name !== 'PROVIDER') continue

@@ -158,3 +158,67 @@ export {
   type WarrantStanding,
 } from './warrant.ts'
 export { WarrantGossip, WARRANT_META_PREFIX, type WarrantGossipOptions, type WarrantCounters } from './warrant-gossip.ts'
+// ---- Pair sessions: /tally/pair/1.0.0 ------------------------------------------
+export * from './pair-constants.ts'
+export * from './pair-errors.ts'
+export {
+  pairMessageSchema,
+  helloSchema,
+  requestSchema,
+  entriesSchema,
+  ackSchema,
+  headsSchema,
+  errorSchema,
+  type PairMessage,
+  type HelloMessage,
+  type RequestMessage,
+  type EntriesMessage,
+  type AckMessage,
+  type HeadsMessage,
+  type ErrorMessage,
+} from './pair-messages.ts'
+export type { PairStatus, PairCounters, IngestValidator } from './pair-slot.ts'
+export type { SessionLimits, SessionEnd } from './pair-session.ts'
+export {
+  PairSessions,
+  DEFAULT_PAIR_LIMITS,
+  type PairSessionsOptions,
+  type PairSessionsNode,
+  type PairSessionEvent,
+  type PairSessionsStats,
+  type PairLimits,
+} from './pair-sessions.ts'
+// ---- Arbitration: /tally/arbitrate/1.0.0 --------------------------------------
+export * from './arbitrate-constants.ts'
+export { CaseRefusedError, InvalidCaseAnswerError, CaseFlowError } from './arbitrate-errors.ts'
+export {
+  caseHeaderSchema,
+  chunkSchema,
+  clientMessageSchema,
+  readySchema,
+  creditSchema,
+  rulingAnswerSchema,
+  evidenceRequestAnswerSchema,
+  errorAnswerSchema,
+  serverMessageSchema,
+  caseIdOf,
+  caseHeader,
+  errorAnswer,
+  isPartyOf,
+  ARBITRATE_ERROR_CODES,
+  type ArbitrateErrorCode,
+  type CaseHeader,
+  type CaseRequest,
+  type CaseAnswer,
+  type ServerMessage,
+} from './arbitrate-messages.ts'
+export {
+  ArbitrationServer,
+  submitCase,
+  type ArbitrationCase,
+  type CaseHandler,
+  type ArbitrationServerOptions,
+  type ArbitrationStats,
+  type SubmitCaseOptions,
+  type CaseOutcome,
+} from './arbitrate-protocol.ts'

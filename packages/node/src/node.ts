@@ -42,6 +42,8 @@ export interface BootReport {
   configured: number
   /** DHT routing table size after the first self-lookup. */
   routingTable: number
+  /** Why bootstrap dials failed (latest reason per address, at most 8). */
+  failures: string[]
 }
 
 export type NodeStatus = 'stopped' | 'starting' | 'started' | 'stopping'
@@ -81,7 +83,14 @@ export async function createTallyNode(config: NodeConfig, opts: CreateNodeOption
   const identity = resolved.identity ?? (await loadOrCreateIdentity(resolved.dataDir as string)).identity
   const libp2p = await createLibp2p<TallyServices>(libp2pOptions(resolved, identity))
   const node = new Node(resolved, identity, libp2p)
-  if (opts.start !== false) await node.start()
+  if (opts.start !== false) {
+    try {
+      await node.start()
+    } catch (err) {
+      await node.stop().catch(() => {})
+      throw err
+    }
+  }
   return node
 }
 
@@ -208,16 +217,28 @@ class Node implements TallyNode {
     if (this.status === 'started') await component.start?.()
   }
 
-  /** Dial the bootstrap list, then look ourselves up once so routing tables fill (pitfall 5). */
+  /**
+   * Dial the bootstrap list, retrying with backoff until one answers or the
+   * boot timeout passes, then look ourselves up once so the routing table
+   * fills (pitfall 5).
+   */
   async #boot(): Promise<BootReport> {
     const configured = this.config.bootstrap.length
     const dht = this.libp2p.services.dht
-    if (configured === 0) return { connected: 0, configured, routingTable: routingTableSize(dht) }
+    if (configured === 0) return { connected: 0, configured, routingTable: routingTableSize(dht), failures: [] }
     const signal = AbortSignal.any([this.#lifetime.signal, AbortSignal.timeout(this.config.bootTimeoutMs)])
     setMaxListeners(Infinity, signal)
-    const dials = await Promise.allSettled(this.config.bootstrap.map((addr) => this.libp2p.dial(multiaddr(addr), { signal })))
-    const connected = dials.filter((d) => d.status === 'fulfilled').length
-    for (const d of dials) if (d.status === 'rejected') this.log('bootstrap dial failed: %s', (d.reason as Error).message)
+    const failures = new Map<string, string>()
+    let connected = 0
+    for (let attempt = 0; connected === 0 && !signal.aborted; attempt++) {
+      const dials = await Promise.allSettled(this.config.bootstrap.map((addr) => this.libp2p.dial(multiaddr(addr), { signal })))
+      connected = dials.filter((d) => d.status === 'fulfilled').length
+      dials.forEach((d, i) => {
+        if (d.status === 'rejected') failures.set(this.config.bootstrap[i] as string, `${(d.reason as Error).name}: ${(d.reason as Error).message}`)
+      })
+      if (connected === 0) await sleep(Math.min(250 * 2 ** attempt, 4_000), signal)
+    }
+    for (const [addr, why] of failures) this.log('bootstrap dial %s failed: %s', addr, why)
     if (connected > 0) {
       try {
         for await (const _ of dht.getClosestPeers(this.libp2p.peerId.toMultihash().bytes, { signal })) {
@@ -227,8 +248,20 @@ class Node implements TallyNode {
         this.log('first self-lookup ended early: %s', (err as Error).message)
       }
     }
-    return { connected, configured, routingTable: routingTableSize(dht) }
+    return { connected, configured, routingTable: routingTableSize(dht), failures: [...failures].slice(0, 8).map(([addr, why]) => `${addr}: ${why}`) }
   }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+    function done() {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+  })
 }
 
 function routingTableSize(dht: KadDHT): number {

@@ -4,6 +4,7 @@
  * request is `{id, op, args}`; each answer `{id, ok, value | error}`.
  */
 import '@tally/core'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Identity, issueCredential } from '@tally/core'
 import {
   capabilityCid,
@@ -18,6 +19,8 @@ import {
 } from '../../../packages/node/src/index.ts'
 
 const ECHO = '/tally-bench/echo/1.0.0'
+const lag = monitorEventLoopDelay({ resolution: 10 })
+lag.enable()
 const nodes: TallyNode[] = []
 
 function loopback(node: TallyNode): string {
@@ -78,27 +81,47 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
         nodes.push(watch(await createTallyNode(config(bootstrap))))
       },
     )
-    return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId) }
+    return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId), bootFailed: nodes.filter((n) => n.boot !== undefined && n.boot.configured > 0 && n.boot.connected === 0).length }
   },
 
-  /** One self-lookup per node once everyone has joined, as the periodic self-query would do. */
-  async settle() {
+  /**
+   * What a running network does on its own within minutes: a self-lookup
+   * (the periodic self-query) and lookups of random keys (the routing-table
+   * refresh), per node, once everyone has joined.
+   */
+  async settle(args) {
     let timedOut = 0
+    const rounds = (args['rounds'] as number | undefined) ?? 3
     await inBatches(nodes, 5, async (node) => {
-      try {
-        for await (const _ of node.libp2p.services.dht.getClosestPeers(node.libp2p.peerId.toMultihash().bytes, { signal: AbortSignal.timeout(30_000) })) {
-          // drain
+      for (let r = 0; r < rounds; r++) {
+        const key = r === 0 ? node.libp2p.peerId.toMultihash().bytes : crypto.getRandomValues(new Uint8Array(32))
+        try {
+          for await (const _ of node.libp2p.services.dht.getClosestPeers(key, { signal: AbortSignal.timeout(30_000) })) {
+            // drain
+          }
+        } catch {
+          timedOut++ // aborting a query throws (pitfall 8); the table is filled as far as it got
         }
-      } catch {
-        timedOut++ // aborting a query throws (pitfall 8); the table is filled as far as it got
       }
     })
     const sizes = nodes.map((n) => (n.libp2p.services.dht as unknown as { routingTable: { size: number } }).routingTable.size)
     return { timedOut, routingTableMin: Math.min(...sizes), connectionsAvg: nodes.reduce((s, n) => s + n.libp2p.getConnections().length, 0) / nodes.length }
   },
 
+  async connections() {
+    return { connections: nodes.reduce((sum, n) => sum + n.libp2p.getConnections().length, 0) / nodes.length }
+  },
+
+  /** CPU time used so far (ms) and event-loop delay since the last call. */
+  async cpu() {
+    const c = process.cpuUsage()
+    const value = { cpuMs: (c.user + c.system) / 1000, lagP50Ms: lag.percentile(50) / 1e6, lagP99Ms: lag.percentile(99) / 1e6, lagMaxMs: lag.max / 1e6 }
+    lag.reset()
+    return value
+  },
+
   async churn() {
-    const value = { ...churn, cpuS: process.cpuUsage().user / 1e6 }
+    const value = { ...churn }
     churn.opened = 0
     churn.closed = 0
     return value

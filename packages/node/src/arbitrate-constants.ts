@@ -1,0 +1,41 @@
+/**
+ * /tally/arbitrate/1.0.0: protocol id and limits, each with the reason for
+ * its value. docs/PROTOCOL.md ("/tally/arbitrate/1.0.0") lists the same figures.
+ */
+
+/** A party submits a dispute's record to an arbiter; the arbiter answers with a ruling, an evidence request or a refusal. */
+export const ARBITRATE_PROTOCOL = '/tally/arbitrate/1.0.0'
+/** Version carried in the case header; another version is refused with `bad-request`. */
+export const ARBITRATE_PROTOCOL_VERSION = 1
+
+/** Largest record accepted by default: a 10,000-epoch deal with several observations per epoch exports to ~15 MiB; 64 MiB leaves 4x headroom. */
+export const ARBITRATE_MAX_RECORD_BYTES = 64 * 1024 * 1024
+/** Record bytes per `chunk` frame: big enough that framing costs vanish, small enough that one frame never pins much memory. */
+export const ARBITRATE_CHUNK_BYTES = 1024 * 1024
+/** A chunk frame is the chunk plus its DAG-CBOR map ({type, data}): a few bytes; 1 KiB is ample. */
+export const ARBITRATE_CHUNK_FRAME_BYTES = ARBITRATE_CHUNK_BYTES + 1024
+/** Chunks the client may send ahead of the server's credit: 8 MiB in flight covers the bandwidth-delay product of any sane link. */
+export const ARBITRATE_WINDOW_CHUNKS = 8
+/** The case header: a pair, two CIDs, flags. */
+export const ARBITRATE_HEADER_MAX_BYTES = 4 * 1024
+/** An answer holds one signed ruling: reasons ≤ 16 KiB of text and ≤ 1024 relied CIDs (~40 KiB); 256 KiB leaves room. */
+export const ARBITRATE_ANSWER_MAX_BYTES = 256 * 1024
+/** Server → client control frames (`ready`, `credit`) are tiny. */
+export const ARBITRATE_CONTROL_MAX_BYTES = 256
+
+/** The header must arrive within this time of opening the stream: the client has it ready before it dials. */
+export const ARBITRATE_HEADER_TIMEOUT_MS = 5_000
+/** The whole record must arrive within this time: 64 MiB at 1 MiB/s (a slow WAN link) with room to spare. */
+export const ARBITRATE_UPLOAD_TIMEOUT_MS = 120_000
+/** The client's bound on the whole exchange by default: upload, verification and replay of a large record, the answer. */
+export const ARBITRATE_CASE_TIMEOUT_MS = 180_000
+
+/** Cases per peer: a party submits once per dispute stage, plus a resubmission after each evidence answer; a loop of them is abuse. */
+export const ARBITRATE_CASE_RATE = { perSecond: 0.5, burst: 10 }
+/** Cases decided at once: each holds its record in memory (≤ 64 MiB) and replays it on the event loop. */
+export const ARBITRATE_MAX_CONCURRENT_CASES = 4
+/** Case streams per connection: a party has no reason for more than one or two at a time. */
+export const ARBITRATE_MAX_STREAMS_PER_CONNECTION = 2
+
+/** Bytes of an error message we send or keep from a peer. */
+export const ARBITRATE_MAX_ERROR_MESSAGE = 1024

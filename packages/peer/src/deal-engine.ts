@@ -1,0 +1,378 @@
+import type { CID, EntryBlock, EntryKind } from '@tally/core'
+import {
+  type Attestation,
+  buildAcceptance,
+  buildAck,
+  buildCertificate,
+  buildClose,
+  buildCollateral,
+  buildEvaluation,
+  buildEvidenceAnswer,
+  buildRailResult,
+  buildReject,
+  buildRuling,
+  buildTimeout,
+  buildUsage,
+  buildVoucher,
+  type ContractTerms,
+  type DealState,
+  type Duty,
+  duties,
+  epochOf,
+  type EvidenceRequest,
+  type Observation,
+  type PairState,
+  type PartyRole,
+  railRelease,
+  reduce,
+  replay,
+  type Ruling,
+  type UsageBody,
+  type Workload,
+} from '@tally/deal'
+import type { PairLog } from '@tally/lineage'
+import type { Rail } from '@tally/rails'
+
+/** Usage figures a provider reports for one epoch (the body minus deal and epoch). */
+export type UsageFigures = Omit<UsageBody, 'deal' | 'epoch'>
+
+/** What arbitration returned for a submitted dispute. */
+export type ArbitrationAnswer = { ruling: Ruling } | { evidenceRequest: EvidenceRequest } | { refused: string }
+
+/**
+ * The I/O a deal needs, supplied by the daemon that runs the engine. A
+ * hook a role never uses may be left out (a consumer has no `usage`).
+ */
+export interface EngineHooks {
+  /** Provider: accept the latest offer's terms, or say why not. */
+  answerOffer?(terms: ContractTerms, deal: DealState): { accept: true } | { accept: false; reason: string }
+  /** Provider: its signed hardware attestation. */
+  attestation?(deal: DealState): Promise<Attestation>
+  /** Consumer: the workload manifest for a deal it proposed. */
+  workload?(deal: DealState): Workload | undefined
+  /** Provider: start (or resume) the workload once attestation and manifest are in. */
+  startWorkload?(deal: DealState): Promise<void>
+  /** Provider: metered figures for an epoch that has ended; undefined while not yet known. */
+  usage?(deal: DealState, epoch: number): Promise<UsageFigures | undefined>
+  /** Observations by the deal's named monitors for an epoch, as this node received them. */
+  observations?(deal: DealState, epoch: number): Promise<Observation[]>
+  /** Consumer: the payment rail to hand each release to. */
+  rail?(deal: DealState): Rail
+  /** Submit an open dispute (with the record) to the contract's arbiter. */
+  arbitrate?(deal: DealState, dispute: CID, appeal: boolean): Promise<ArbitrationAnswer>
+  /** A party's answer to an arbiter's evidence request relayed into the log. */
+  evidenceAnswer?(deal: DealState, request: CID): { answer: string; refs: CID[] }
+  /** Stop the workload of a deal that has ended. */
+  stopWorkload?(deal: DealState): Promise<void>
+}
+
+export type EngineEvent =
+  | { type: 'entry'; block: EntryBlock; origin: 'local' | 'remote' }
+  | { type: 'duty-failed'; duty: Duty; error: unknown }
+  | { type: 'rejected'; block: EntryBlock; error: unknown }
+
+export interface DealEngineOptions {
+  log: PairLog
+  hooks: EngineHooks
+  /** How often duties are re-read without a new entry. */
+  tickMs?: number
+  now?: () => number
+  onEvent?: (event: EngineEvent) => void
+  /** Sign certificates (the party's identity). */
+  certify: Parameters<typeof buildCertificate>[0]
+}
+
+function key(cid: CID): string {
+  return cid.toString()
+}
+
+/**
+ * Drives every deal of one pair log for the holder's role, in the protofsm
+ * style: the reducer keeps the state, `duties(state, role, now)` says what
+ * is owed, the engine builds the body and appends it. The same reducer
+ * vets the counterparty's entries before the session stores them.
+ */
+export class DealEngine {
+  readonly log: PairLog
+  readonly role: PartyRole
+  #state: PairState
+  readonly #hooks: EngineHooks
+  readonly #opts: DealEngineOptions
+  readonly #now: () => number
+  #timer: NodeJS.Timeout | undefined
+  #unsubscribe: (() => void) | undefined
+  #running = false
+  #again = false
+  #stopped = false
+  /** Async duties under way (arbitration, rail releases), by a key per duty. */
+  readonly #inFlight = new Set<string>()
+  /** Duties that failed recently, and when they may be retried. */
+  readonly #backoff = new Map<string, number>()
+  readonly #started = new Set<string>()
+  readonly #attached = new Set<string>()
+
+  private constructor(opts: DealEngineOptions, state: PairState) {
+    this.log = opts.log
+    this.role = opts.log.role
+    this.#hooks = opts.hooks
+    this.#opts = opts
+    this.#now = opts.now ?? Date.now
+    this.#state = state
+  }
+
+  /** Replay the stored log, then follow it. */
+  static async start(opts: DealEngineOptions): Promise<DealEngine> {
+    const blocks: EntryBlock[] = []
+    for await (const b of opts.log.timeline()) blocks.push(b)
+    const { state, problems } = replay(blocks, opts.log.pair)
+    const engine = new DealEngine(opts, state)
+    for (const p of problems) opts.onEvent?.({ type: 'rejected', block: blocks.find((b) => b.cid.toString() === p.cid)!, error: new Error(`${p.code}: ${p.message}`) })
+    engine.#unsubscribe = opts.log.subscribe((event) => engine.#onEntry(event.block, event.origin))
+    engine.#timer = setInterval(() => engine.poke(), opts.tickMs ?? 250)
+    engine.#timer.unref()
+    engine.poke()
+    return engine
+  }
+
+  get state(): PairState {
+    return this.#state
+  }
+
+  /**
+   * The check the pair session runs before storing the counterparty's
+   * entries: they must be legal transitions from the current state.
+   */
+  validate(added: readonly EntryBlock[]): void {
+    let s = this.#state
+    for (const b of added) {
+      if (s.entries.has(key(b.cid))) continue
+      s = reduce(s, b)
+    }
+  }
+
+  /** Propose a contract as the consumer; resolves with the deal id (the proposal's CID). */
+  async propose(body: unknown): Promise<CID> {
+    const block = await this.log.append('proposal', body)
+    return block.cid
+  }
+
+  /** Append an arbitrary deal entry (a party's explicit request: dispute, appeal, close). */
+  async append(kind: EntryKind, body: unknown): Promise<EntryBlock> {
+    const block = await this.log.append(kind, body)
+    this.poke()
+    return block
+  }
+
+  poke(): void {
+    if (this.#stopped) return
+    if (this.#running) {
+      this.#again = true
+      return
+    }
+    this.#running = true
+    void this.#work().finally(() => {
+      this.#running = false
+      if (this.#again) {
+        this.#again = false
+        setImmediate(() => this.poke())
+      }
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#unsubscribe?.()
+    while (this.#running) await new Promise((r) => setTimeout(r, 10))
+  }
+
+  #onEntry(block: EntryBlock, origin: 'local' | 'remote'): void {
+    if (!this.#state.entries.has(key(block.cid))) {
+      try {
+        this.#state = reduce(this.#state, block)
+      } catch (error) {
+        // Only possible for our own entries (remote ones were vetted before storing).
+        this.#opts.onEvent?.({ type: 'rejected', block, error })
+      }
+    }
+    this.#opts.onEvent?.({ type: 'entry', block, origin })
+    this.poke()
+  }
+
+  async #work(): Promise<void> {
+    // Each appended entry changes the duties, so re-read after every one (bounded per pass).
+    for (let step = 0; step < 64 && !this.#stopped; step++) {
+      await this.#attachEvidence()
+      const now = this.#now()
+      const todo = duties(this.#state, this.role, now).filter((d) => !this.#inFlight.has(dutyKey(d)) && (this.#backoff.get(dutyKey(d)) ?? 0) <= now)
+      await this.#startWorkloads()
+      const next = todo[0]
+      if (next === undefined) return
+      const k = dutyKey(next)
+      try {
+        const progressed = await this.#perform(next)
+        if (!progressed) this.#backoff.set(k, now + 500)
+      } catch (error) {
+        this.#backoff.set(k, now + 2_000)
+        this.#opts.onEvent?.({ type: 'duty-failed', duty: next, error })
+      }
+    }
+  }
+
+  /** Attach named monitors' observations for epochs that have ended and are not settled. */
+  async #attachEvidence(): Promise<void> {
+    const source = this.#hooks.observations
+    if (source === undefined) return
+    const now = this.#now()
+    for (const id of this.#state.dealOrder) {
+      const deal = this.#state.deals.get(key(id))
+      if (deal === undefined || deal.terms === null || deal.start === null || deal.status !== 'active') continue
+      const last = Math.min(deal.terms.epochs ?? deal.terms.maxEpochs ?? 0, Math.floor((now - deal.start) / deal.terms.epochMs))
+      for (let e = deal.nextUnsettled; e < last; e++) {
+        const ep = epochOf(deal, e)
+        if (ep?.evaluation != null) continue
+        const have = new Set((ep?.observations ?? []).map((o) => o.sig.toString()))
+        for (const obs of await source(deal, e)) {
+          const k = `${key(id)}/${Buffer.from(obs.sig).toString('base64')}`
+          if (have.has(obs.sig.toString()) || this.#attached.has(k)) continue
+          this.#attached.add(k)
+          try {
+            await this.log.append('observation', { deal: id, observation: obs })
+          } catch (error) {
+            this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'evaluate', deal: id, epoch: e }, error })
+          }
+        }
+      }
+    }
+  }
+
+  async #startWorkloads(): Promise<void> {
+    const start = this.#hooks.startWorkload
+    if (start === undefined || this.role !== 'provider') return
+    for (const id of this.#state.dealOrder) {
+      const deal = this.#state.deals.get(key(id))
+      if (deal === undefined || this.#started.has(key(id))) continue
+      if (deal.status === 'active' && deal.attestation !== null && deal.manifest !== null) {
+        this.#started.add(key(id))
+        await start(deal)
+      }
+    }
+  }
+
+  /** Perform one duty; false when it cannot progress yet (waiting on evidence or I/O). */
+  async #perform(d: Duty): Promise<boolean> {
+    const s = this.#state
+    const deal = s.deals.get(key(d.deal))
+    if (deal === undefined) return false
+    const h = this.#hooks
+    const now = this.#now()
+    switch (d.type) {
+      case 'answer-offer': {
+        const terms = deal.offers[deal.offers.length - 1]?.terms
+        if (terms === undefined) return false
+        const answer = h.answerOffer?.(terms, deal) ?? { accept: true as const }
+        if (answer.accept) await this.log.append('acceptance', buildAcceptance(s, d.deal))
+        else await this.log.append('reject', buildReject(s, d.deal, answer.reason))
+        return true
+      }
+      case 'collateral':
+        await this.log.append('collateral', buildCollateral(s, d.deal))
+        return true
+      case 'attestation': {
+        if (h.attestation === undefined) return false
+        await this.log.append('attestation', { deal: d.deal, attestation: await h.attestation(deal) })
+        return true
+      }
+      case 'manifest': {
+        const workload = h.workload?.(deal)
+        if (workload === undefined) return false
+        await this.log.append('manifest', { deal: d.deal, workload })
+        return true
+      }
+      case 'usage': {
+        const figures = await h.usage?.(deal, d.epoch)
+        if (figures === undefined) return false
+        await this.log.append('usage', buildUsage(d.deal, d.epoch, figures))
+        return true
+      }
+      case 'evaluate':
+        await this.log.append('evaluation', buildEvaluation(s, d.deal, d.epoch))
+        return true
+      case 'voucher':
+        await this.log.append('voucher', buildVoucher(s, d.deal))
+        return true
+      case 'ack':
+        await this.log.append('ack', buildAck(s, d.deal, d.voucher))
+        return true
+      case 'rail':
+        return this.#background(dutyKey(d), async () => {
+          const rail = h.rail?.(deal)
+          if (rail === undefined) return
+          const block = await this.log.get(d.voucher)
+          if (block === undefined) return
+          const outcome = await rail.release(railRelease(this.#state, d.deal, d.voucher, block.bytes))
+          await this.log.append('rail-result', buildRailResult(d.deal, d.voucher, outcome))
+        })
+      case 'dispute': {
+        if (h.arbitrate === undefined) return false
+        const dispute = deal.disputes.get(key(d.dispute))
+        if (dispute === undefined) return false
+        const appeal = dispute.status === 'appealed'
+        return this.#background(`${dutyKey(d)}/${dispute.rulings.length}/${deal.openRequests.length}`, async () => {
+          const answer = await h.arbitrate!(deal, d.dispute, appeal)
+          if ('ruling' in answer) await this.log.append('ruling', buildRuling(d.deal, answer.ruling))
+          else if ('evidenceRequest' in answer) await this.log.append('evidence-request', { deal: d.deal, request: answer.evidenceRequest })
+          else throw new Error(`arbiter refused the case: ${answer.refused}`)
+        })
+      }
+      case 'evidence-answer': {
+        const a = h.evidenceAnswer?.(deal, d.request) ?? { answer: 'no further evidence beyond the record', refs: [] }
+        await this.log.append('evidence-answer', buildEvidenceAnswer(d.deal, d.request, a.answer, a.refs))
+        return true
+      }
+      case 'close':
+        await this.log.append('close', buildClose(d.deal, d.reason))
+        await h.stopWorkload?.(deal)
+        return true
+      case 'certificate':
+        await this.log.append('certificate', buildCertificate(this.#opts.certify, s, d.deal, now))
+        return true
+      case 'claim-timeout':
+        await this.log.append('timeout', buildTimeout(d.deal, d.duty, d.ref, d.epoch))
+        return true
+    }
+  }
+
+  /** Run slow I/O off the duty loop; the duty stays claimed until it finishes. */
+  #background(k: string, fn: () => Promise<void>): boolean {
+    if (this.#inFlight.has(k)) return false
+    this.#inFlight.add(k)
+    void fn()
+      .catch((error: unknown) => {
+        this.#backoff.set(k, this.#now() + 2_000)
+        this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'close', deal: this.#state.pairId, reason: 'completed' }, error })
+      })
+      .finally(() => {
+        this.#inFlight.delete(k)
+        this.poke()
+      })
+    return true
+  }
+}
+
+function dutyKey(d: Duty): string {
+  switch (d.type) {
+    case 'usage':
+    case 'evaluate':
+      return `${d.type}/${d.deal}/${d.epoch}`
+    case 'ack':
+    case 'rail':
+      return `${d.type}/${d.deal}/${d.voucher}`
+    case 'dispute':
+      return `${d.type}/${d.deal}/${d.dispute}`
+    case 'evidence-answer':
+      return `${d.type}/${d.deal}/${d.request}`
+    default:
+      return `${d.type}/${d.deal}`
+  }
+}
