@@ -13,6 +13,7 @@
  */
 import '@tally/core'
 import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -129,6 +130,8 @@ interface ChildResult {
   entries: number
   seconds: number
   maxRssMb: number
+  /** SHA-256 + DAG-CBOR decode rate over the same blocks, measured in the child. */
+  floor: number
   ok: boolean
 }
 
@@ -153,7 +156,6 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     const car = await buildExport(entries)
     const file = join(dir, 'export.car')
     await writeFile(file, car)
-    const floor = measureHashDecodeRate(car)
     const child = await verifyInChild(file)
     if (!child.ok) throw new Error('the benchmark export did not verify')
     if (!opts.json) {
@@ -178,7 +180,7 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
         name: 'lineage.verify',
         value: child.entries / child.seconds,
         unit: 'entries/s',
-        limit: { name: 'SHA-256 + DAG-CBOR decode', value: floor, unit: 'entries/s' },
+        limit: { name: 'SHA-256 + DAG-CBOR decode', value: child.floor, unit: 'entries/s' },
         target: { op: '>=', value: 50000 },
       },
       { name: 'lineage.verify.rss_mb', value: child.maxRssMb, unit: 'MB', limit: { name: 'target', value: 200, unit: 'MB' }, target: { op: '<=', value: 200 } },
@@ -188,6 +190,22 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
   }
 }
 
+/**
+ * Peak RSS of this process in MB. getrusage's maxRSS is no good in a child:
+ * Linux carries the parent's high-water mark over fork+exec, and the parent
+ * here holds the whole 100,000-entry log. VmHWM is the current address
+ * space's own peak.
+ */
+function peakRssMb(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(readFileSync('/proc/self/status', 'utf8'))
+    if (m !== null) return Number(m[1]) / 1024
+  } catch {
+    // not Linux: fall through
+  }
+  return process.resourceUsage().maxRSS / 1024
+}
+
 // Child mode: verify one export and report time and peak RSS on stdout.
 const childFile = process.env['TALLY_BENCH_LINEAGE_VERIFY']
 if (childFile !== undefined && process.argv[1] === here) {
@@ -195,5 +213,8 @@ if (childFile !== undefined && process.argv[1] === here) {
   const report = await verifyExport(childFile)
   const seconds = (performance.now() - t) / 1000
   const entries = report.chains.provider.entries + report.chains.consumer.entries
-  process.stdout.write(`${JSON.stringify({ entries, seconds, maxRssMb: process.resourceUsage().maxRSS / 1024, ok: report.ok })}\n`)
+  const maxRssMb = peakRssMb()
+  // The floor in the same process, after the peak is taken (it holds the whole file).
+  const floor = measureHashDecodeRate(new Uint8Array(readFileSync(childFile)))
+  process.stdout.write(`${JSON.stringify({ entries, seconds, maxRssMb, floor, ok: report.ok })}\n`)
 }

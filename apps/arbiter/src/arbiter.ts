@@ -2,18 +2,13 @@ import { join } from 'node:path'
 import { decode, type SignedDocument, toBlock } from '@tally/core'
 import type { Log, Metrics } from '@tally/daemon'
 import type { EvidenceRequest, Ruling } from '@tally/deal'
-import {
-  type ArbitrationCase,
-  ArbitrationServer,
-  type ArbitrationStats,
-  type CaseAnswer,
-  errorAnswer,
-  isPartyOf,
-  type TallyNode,
-} from '@tally/node'
+import { type ArbitrationCase, ArbitrationServer, type ArbitrationStats, type CaseAnswer, errorAnswer, isPartyOf, type TallyNode } from '@tally/node'
 import { type CaseRecord, CaseStore, sha256Hex } from './case-store.ts'
 import type { ArbiterSettings } from './config.ts'
 import { type Decision, decideCase } from './decide.ts'
+
+/** Refusals a record gives once the case's ruling is in it: the stored ruling is the answer. */
+const AFTER_RULING: ReadonlySet<string> = new Set(['already-ruled', 'final'])
 
 export interface ArbiterOptions {
   /** A started (or soon started) node: its identity signs rulings, its libp2p serves the protocol. */
@@ -129,14 +124,6 @@ export class Arbiter {
     }
 
     const existing = this.store.get(c.id)
-    if (existing?.status === 'ruled') {
-      // One ruling per dispute stage: a resubmission gets the same signed ruling back.
-      const bytes = await this.store.readFile(c.id, 'ruling.cbor')
-      if (bytes !== undefined) {
-        this.#log.info('case already ruled; returning the ruling', log)
-        return { type: 'ruling', caseId: c.id, ruling: decode(bytes) as SignedDocument }
-      }
-    }
     const now = c.receivedAt
     const rec: CaseRecord = existing ?? {
       id: c.id,
@@ -168,6 +155,15 @@ export class Arbiter {
     const ms = performance.now() - t0
     this.#m?.duration.observe(ms / 1000)
     rec.decisionMs = Math.round(ms)
+    if (existing?.status === 'ruled' && (decision.type !== 'refusal' || AFTER_RULING.has(decision.code))) {
+      // One ruling per dispute stage: a valid resubmission gets the same signed ruling back.
+      const bytes = await this.store.readFile(c.id, 'ruling.cbor')
+      if (bytes !== undefined) {
+        await this.store.save(rec)
+        this.#log.info('case already ruled; returning the ruling', log)
+        return { type: 'ruling', caseId: c.id, ruling: decode(bytes) as SignedDocument }
+      }
+    }
     return this.#conclude(rec, decision, log)
   }
 
@@ -188,7 +184,12 @@ export class Arbiter {
       }
       await this.store.save(rec, { 'ruling.cbor': block.bytes })
       this.#m?.ruled.inc({ stage: rec.appeal ? 'appeal' : 'first-instance' })
-      this.#log.info('ruled', { ...log, ruling: rec.ruling.cid, toProvider: r.body.award.toProvider.amount, collateral: r.body.award.collateralToConsumer.amount })
+      this.#log.info('ruled', {
+        ...log,
+        ruling: rec.ruling.cid,
+        toProvider: r.body.award.toProvider.amount,
+        collateral: r.body.award.collateralToConsumer.amount,
+      })
       return { type: 'ruling', caseId: rec.id, ruling: r as SignedDocument }
     }
     if (decision.type === 'evidence-request') {
@@ -212,8 +213,8 @@ export class Arbiter {
       this.#log.info('evidence requested', { ...log, party: q.body.party, deadline: q.body.deadline })
       return { type: 'evidence-request', caseId: rec.id, request: q as SignedDocument }
     }
-    // Waiting for an answer is not a refusal of the case.
-    rec.status = decision.code === 'evidence-pending' ? 'evidence-requested' : 'refused'
+    // Waiting for an answer is not a refusal of the case, and a bad resubmission does not undo a ruling.
+    if (rec.status !== 'ruled') rec.status = decision.code === 'evidence-pending' ? 'evidence-requested' : 'refused'
     rec.refusal = { code: decision.code, message: decision.message }
     await this.store.save(rec)
     return this.#refused(errorAnswer(decision.code, decision.message, rec.id), log)
@@ -250,6 +251,9 @@ function arbiterMetrics(metrics: Metrics, arbiter: Arbiter) {
   })
   metrics.gauge('arbiter_streams_cut_off', 'Arbitration streams cut off since start, by error', ['error'], (g) => {
     for (const [error, n] of Object.entries(arbiter.server.stats.cutOff)) g.set({ error }, n)
+  })
+  metrics.gauge('arbiter_answers', 'Answers sent since start, by ruling, evidence-request or refusal code (protocol refusals included)', ['answer'], (g) => {
+    for (const [answer, n] of Object.entries(arbiter.server.stats.answered)) g.set({ answer }, n)
   })
   return {
     received: metrics.counter('arbiter_cases_received_total', 'Case submissions received (complete records)'),

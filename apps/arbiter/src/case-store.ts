@@ -33,6 +33,7 @@ export interface CaseRecord {
     appealOf: string | null
   } | null
   evidenceRequest: { cid: string; party: 'provider' | 'consumer'; issuedAt: number; deadline: number } | null
+  /** The latest refusal of a submission of this case (a ruled case keeps its ruling). */
   refusal: { code: string; message: string } | null
   /** Time the last decision took, in ms. */
   decisionMs: number | null
@@ -92,8 +93,10 @@ export class CaseStore {
     return [...this.#cases.values()].sort((a, b) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : 1))
   }
 
+  /** A copy of the case (changes reach the store only through `save`). */
   get(id: string): CaseRecord | undefined {
-    return this.#cases.get(id)
+    const rec = this.#cases.get(id)
+    return rec === undefined ? undefined : structuredClone(rec)
   }
 
   /** Cases by status. */

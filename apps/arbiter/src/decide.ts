@@ -325,7 +325,12 @@ function judgeEpoch(deal: DealState, e: number, blocks: ReadonlyMap<string, Entr
     }
     const share = meteredShareBp(deal, e, blocks)
     if (share !== null && share >= rule.availability.minBp) {
-      return finding(true, false, basis, `${seen}. The monitors are evenly split; the executor metered the workload for ${pct(share)} of the epoch: performed, ${paid}.`)
+      return finding(
+        true,
+        false,
+        basis,
+        `${seen}. The monitors are evenly split; the executor metered the workload for ${pct(share)} of the epoch: performed, ${paid}.`,
+      )
     }
     return finding(
       false,
@@ -340,7 +345,12 @@ function judgeEpoch(deal: DealState, e: number, blocks: ReadonlyMap<string, Entr
   const missing = rule.missing
   if (missing === 'pay') {
     const b = rule.payment === 'pro-rata' && readsUsage && usage !== null ? usage.claimBp : BP_ONE
-    return finding(true, false, b, `${claim}; no contract monitor reported, even after the provider was asked; the contract pays on missing evidence: performed, ${pct(b)} of the price.`)
+    return finding(
+      true,
+      false,
+      b,
+      `${claim}; no contract monitor reported, even after the provider was asked; the contract pays on missing evidence: performed, ${pct(b)} of the price.`,
+    )
   }
   return finding(
     false,

@@ -1,8 +1,9 @@
 import { encode } from '@tally/core'
-import { buildEvidenceAnswer, buildEvidenceRequest, buildRuling, type DealState } from '@tally/deal'
+import { buildEvaluation, buildEvidenceAnswer, buildEvidenceRequest, buildRuling, type DealState } from '@tally/deal'
 import { afterEach, describe, expect, it } from 'vitest'
 import { decideCase, type Decision } from '../src/decide.ts'
-import { appealArbiter, arbiter, divergenceCase, endOf, outsider, type Scenario, silentCase } from './scenario.ts'
+import { usageFigures } from '../../../packages/deal/test/helpers.ts'
+import { appealArbiter, arbiter, divergenceCase, endOf, monitors, observation, outsider, Scenario, silentCase, terms } from './scenario.ts'
 
 let open: Scenario | undefined
 afterEach(async () => {
@@ -88,7 +89,17 @@ describe('decideCase: arbitration policy v1 over a real record', () => {
 
     // The provider attaches two contract monitors' late observations (up) and answers naming them.
     const obs = await s.observe(deal, 1, [100, 100, null], endOf(1) + 400, 'provider')
-    const answer = await s.append('provider', 'evidence-answer', buildEvidenceAnswer(deal, req.cid, 'monitor gossip was delayed', obs.map((b) => b.cid)), endOf(1) + 500)
+    const answer = await s.append(
+      'provider',
+      'evidence-answer',
+      buildEvidenceAnswer(
+        deal,
+        req.cid,
+        'monitor gossip was delayed',
+        obs.map((b) => b.cid),
+      ),
+      endOf(1) + 500,
+    )
     const d = ruled(await decideCase(await s.record(), c, ctx(now + 2000)))
     expect(d.ruling.body.award.toProvider.amount).toBe(1000)
     expect(d.ruling.body.award.collateralToConsumer.amount).toBe(0)
@@ -108,5 +119,47 @@ describe('decideCase: arbitration policy v1 over a real record', () => {
     const d = ruled(await decideCase(await s.record(), c, ctx(now + 60_000)))
     expect(d.ruling.body.award).toEqual({ toProvider: { amount: 0, asset: 'USD' }, collateralToConsumer: { amount: 0, asset: 'USD' } })
     expect(d.ruling.body.reasons).toMatch(/burden of proof/)
+  })
+
+  it('weighs challenges, splits and the envelope: a failed challenge votes down, an even split goes by the metered figures', async () => {
+    const s = await Scenario.open()
+    open = s
+    const deal = await s.activeDeal(terms({ epochs: 4, maxEpochs: 4 }))
+    const failed = [{ kind: 'identity' as const, ok: false, durationMs: 3 }]
+    // Epoch 0: all three monitors measured 100 %, but two of them had the identity challenge fail; the rule ignores challenges, so it evaluates performed.
+    await s.append('provider', 'usage', { deal, epoch: 0, ...usageFigures() }, endOf(0))
+    await s.append('consumer', 'observation', { deal, observation: observation(monitors[0], 0, 100) }, endOf(0) + 1)
+    for (const m of [monitors[1], monitors[2]]) {
+      await s.append('consumer', 'observation', { deal, observation: observation(m, 0, 100, { challenges: failed }) }, endOf(0) + 2)
+    }
+    expect(buildEvaluation(s.state, deal, 0).verdict).toBe('performed')
+    const d0 = await s.append('consumer', 'dispute', { deal, epochs: [0], reason: 'the provider failed identity challenges' }, endOf(0) + 10)
+    // Epoch 1: one monitor up, one down, quorum 2: split, disputed by itself; the executor metered the whole epoch.
+    await s.append('provider', 'usage', { deal, epoch: 1, ...usageFigures() }, endOf(1))
+    await s.observe(deal, 1, [100, 10, null], endOf(1) + 1)
+    const e1 = await s.append('consumer', 'evaluation', buildEvaluation(s.state, deal, 1), endOf(1) + 30)
+    // Epoch 2: monitors down, but the consumer's workload used more memory than its manifest allowed.
+    await s.append(
+      'provider',
+      'usage',
+      { deal, epoch: 2, ...usageFigures(), metered: { wallMs: 60_000, cpuMs: 1, maxRssBytes: 2 ** 31, gpuMs: null } },
+      endOf(2),
+    )
+    await s.observe(deal, 2, [5, 5, null], endOf(2) + 1)
+    const e2 = await s.append('consumer', 'evaluation', buildEvaluation(s.state, deal, 2), endOf(2) + 30)
+    const record = await s.record()
+    const judge = async (dispute: typeof d0.cid) => ruled(await decideCase(record, { pair: s.pair, deal, dispute, appeal: false }, ctx(endOf(3))))
+
+    const r0 = await judge(d0.cid)
+    expect(r0.findings).toMatchObject([{ epoch: 0, performed: false, proven: true }])
+    expect(r0.ruling.body.award.collateralToConsumer.amount).toBe(125)
+    expect(r0.ruling.body.reasons).toMatch(/with a failed challenge \(down/)
+    const r1 = await judge(e1.cid)
+    expect(r1.findings).toMatchObject([{ epoch: 1, performed: true, amount: 1000 }])
+    expect(r1.ruling.body.reasons).toMatch(/evenly split; the executor metered the workload for 100.00%/)
+    const r2 = await judge(e2.cid)
+    expect(r2.findings).toMatchObject([{ epoch: 2, performed: false, proven: false }])
+    expect(r2.ruling.body.award.collateralToConsumer.amount).toBe(0)
+    expect(r2.ruling.body.reasons).toMatch(/exceeded its manifest's envelope/)
   })
 })

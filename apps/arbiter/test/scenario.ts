@@ -6,17 +6,7 @@
  * an illegal one is refused before it is stored).
  */
 import type { CID, EntryBlock, EntryKind } from '@tally/core'
-import {
-  buildAck,
-  buildEvaluation,
-  buildVoucher,
-  type ContractTerms,
-  type DealState,
-  initialState,
-  type PairState,
-  type PartyRole,
-  reduce,
-} from '@tally/deal'
+import { buildAck, buildEvaluation, buildVoucher, type ContractTerms, type DealState, initialState, type PairState, type PartyRole, reduce } from '@tally/deal'
 import { exportPairLogBytes, MemoryStore, PairLog } from '@tally/lineage'
 import {
   attestation,

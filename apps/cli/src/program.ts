@@ -1,6 +1,11 @@
 import { Command, CommanderError } from 'commander'
 import { registerCredential } from './commands/credential.ts'
+import { registerDeal } from './commands/deal.ts'
+import { registerExplorer } from './commands/explorer.ts'
+import { registerFind } from './commands/find.ts'
 import { registerInit } from './commands/init.ts'
+import { registerInspect } from './commands/inspect.ts'
+import { registerVerify } from './commands/verify.ts'
 import { CliError, EXIT, reportError } from './output.ts'
 
 export interface GlobalOptions {
@@ -22,6 +27,11 @@ export function buildProgram(): Command {
   const globals = () => program.opts<GlobalOptions>()
   registerInit(program, globals)
   registerCredential(program, globals)
+  registerFind(program, globals)
+  registerDeal(program, globals)
+  registerVerify(program, globals)
+  registerInspect(program, globals)
+  registerExplorer(program, globals)
   for (const register of extraCommands) register(program, globals)
   return program
 }

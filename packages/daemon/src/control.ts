@@ -85,8 +85,10 @@ export class ControlServer {
     this.#opts = opts
   }
 
+  /** Serve `path` under /v1 (given as `/v1/status` or `/status`); `:name` segments become params. */
   route(method: 'GET' | 'POST' | 'DELETE', path: string, handler: ControlHandler): void {
-    this.#routes.push({ method, parts: path.split('/').filter(Boolean), handler })
+    const parts = path.split('/').filter(Boolean)
+    this.#routes.push({ method, parts: parts[0] === 'v1' ? parts : ['v1', ...parts], handler })
   }
 
   async start(): Promise<string> {
@@ -102,7 +104,9 @@ export class ControlServer {
     })
     const { port } = server.address() as AddressInfo
     this.url = `http://127.0.0.1:${port}`
-    await writeFile(join(this.#opts.dataDir, CONTROL_ADDRESS_FILE), `${JSON.stringify({ url: this.url, pid: process.pid, ...this.#opts.info })}\n`, { mode: 0o600 })
+    await writeFile(join(this.#opts.dataDir, CONTROL_ADDRESS_FILE), `${JSON.stringify({ url: this.url, pid: process.pid, ...this.#opts.info })}\n`, {
+      mode: 0o600,
+    })
     return this.url
   }
 
@@ -137,7 +141,7 @@ export class ControlServer {
     }
     try {
       if (!this.#authorized(req)) throw new ControlApiError('missing or wrong bearer token (see control.token in the data directory)', 401)
-      const parts = url.pathname.split('/').filter(Boolean).slice(1)
+      const parts = url.pathname.split('/').filter(Boolean)
       const match = this.#match(req.method ?? 'GET', parts)
       if (match === undefined) throw new ControlApiError(`no route ${req.method} ${url.pathname}`, 404)
       const body = req.method === 'POST' ? await readJsonBody(req) : undefined

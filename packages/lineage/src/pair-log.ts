@@ -266,15 +266,24 @@ export class PairLog implements PairLogApi, CheckpointContext {
   /** Append the 'open' entry if this party's chain is still empty. */
   async ensureOpen(): Promise<void> {
     if (this.#pending[this.role] !== null) return
-    await this.#track(this.#append(null, undefined, {}))
+    await this.#append(null, undefined, {})
   }
 
   append(kind: EntryKind, body: unknown, opts: AppendOptions = {}): Promise<EntryBlock> {
-    return this.#track(this.#append(kind, body, opts)) as Promise<EntryBlock>
+    return this.#append(kind, body, opts) as Promise<EntryBlock>
   }
 
   async #append(kind: EntryKind | null, body: unknown, opts: AppendOptions): Promise<EntryBlock | undefined> {
     this.#assertUsable()
+    this.#inflight++
+    try {
+      return await this.#appendTracked(kind, body, opts)
+    } finally {
+      if (--this.#inflight === 0) this.#idle?.()
+    }
+  }
+
+  async #appendTracked(kind: EntryKind | null, body: unknown, opts: AppendOptions): Promise<EntryBlock | undefined> {
     if (kind === 'open') throw new OpenEntryError("'open' entries are written by the pair log itself")
     const now = this.#now()
     const time = opts.time ?? now
@@ -310,7 +319,11 @@ export class PairLog implements PairLogApi, CheckpointContext {
     }
     if (blocks[0]!.entry.seq === 1) batch.pairs = [{ id: this.id, descriptor: this.pair }]
     this.#stage(this.role, blocks)
-    await this.#write(batch)
+    try {
+      await this.#store.write(batch)
+    } catch (err) {
+      this.#failed(err)
+    }
     if (state !== undefined) this.#addState(state)
     this.#durable(this.role, blocks, 'local')
     return last
@@ -565,9 +578,13 @@ export class PairLog implements PairLogApi, CheckpointContext {
     try {
       await this.#store.write(batch)
     } catch (err) {
-      this.#failure ??= err
-      throw err instanceof StoreError ? err : new StoreError(`durable write failed: ${(err as Error).message}`, {}, { cause: err })
+      this.#failed(err)
     }
+  }
+
+  #failed(err: unknown): never {
+    this.#failure ??= err
+    throw err instanceof StoreError ? err : new StoreError(`durable write failed: ${(err as Error).message}`, {}, { cause: err })
   }
 
   #assertUsable(): void {

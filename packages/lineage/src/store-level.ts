@@ -11,7 +11,7 @@ import { type Store, type StoreBatch, type StoredHead, mergeBatches, seqKey, val
  * concurrent writes share one batch (group commit).
  *
  * Keys (utf8):
- *   b/<cid>                          entry bytes
+ *   b/<cid bytes, base64url>         entry bytes
  *   i/<pair>/<author>/<seq:16>       CID bytes of that chain position
  *   h/<pair>/<author>                dagcbor {seq, cid}
  *   m/<key>                          meta value
@@ -62,7 +62,7 @@ export class LevelStore implements Store {
     try {
       const b = mergeBatches(batches)
       for (const e of b.entries ?? []) {
-        batch.put(`b/${e.cid.toString()}`, e.bytes)
+        batch.put(blockKey(e.cid), e.bytes)
         batch.put(`i/${e.pair.toString()}/${e.author}/${seqKey(e.seq)}`, e.cid.bytes)
       }
       for (const h of b.heads ?? []) batch.put(`h/${h.pair.toString()}/${h.author}`, encode({ seq: h.seq, cid: h.cid }))
@@ -90,7 +90,7 @@ export class LevelStore implements Store {
   }
 
   async getBlock(cid: CID): Promise<Uint8Array | undefined> {
-    return this.#get(`b/${cid.toString()}`)
+    return this.#get(blockKey(cid))
   }
 
   async getCid(pair: CID, author: PeerIdString, seq: number): Promise<CID | undefined> {
@@ -155,6 +155,12 @@ function parseStoredCid(raw: Uint8Array): CID {
   } catch (err) {
     throw new StoreError('stored CID is corrupt', {}, { cause: err })
   }
+}
+
+/** Block keys by the CID's bytes in base64url: native encoding, cheaper per entry than base32. */
+function blockKey(cid: CID): string {
+  const b = cid.bytes
+  return `b/${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url')}`
 }
 
 /** LevelDB hands out Buffers; callers get plain Uint8Arrays (the same memory). */

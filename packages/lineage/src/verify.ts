@@ -14,7 +14,14 @@ import { CID, type EntryBlock, TallyError, decode, decodeEntry, documentSignatur
 import type { PairDescriptor, PartyRole, VerifyOptions, VerifyProblem, VerifyReport } from './api.ts'
 import { type ExportManifest, parseManifest } from './car.ts'
 import { CID_PREFIX, CarScanner, type ScannedBlock } from './car-scan.ts'
-import { type CheckpointStatement, assertStatementSigs, parseCheckpointBody, parseProposalBody, statementCid, statementSignatureValid } from './checkpoint-statement.ts'
+import {
+  type CheckpointStatement,
+  assertStatementSigs,
+  parseCheckpointBody,
+  parseProposalBody,
+  statementCid,
+  statementSignatureValid,
+} from './checkpoint-statement.ts'
 import type { CheckpointState } from './coverage.ts'
 import { decodeEntryFast, scanEnvelope } from './entry-codec.ts'
 import { makeEquivocationProof, verifyEquivocationProof } from './equivocation.ts'
@@ -380,7 +387,11 @@ class Verifier {
       for (;;) {
         const i = this.find(author, seq, d, off)
         if (i < 0) {
-          this.problem({ code: 'MissingEntryError', message: `${role} entry #${seq} is not in the export (or is damaged)`, expect: { author, seq, digest: d.slice(off, off + 32) } })
+          this.problem({
+            code: 'MissingEntryError',
+            message: `${role} entry #${seq} is not in the export (or is damaged)`,
+            expect: { author, seq, digest: d.slice(off, off + 32) },
+          })
           this.chainsIntact = false
           break
         }
@@ -549,7 +560,8 @@ class Verifier {
       }
     }
     for (const d of listed) {
-      if (!found.some((i) => t.is(i, d))) this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfDigest(d)}, not a checkpoint of the chains` })
+      if (!found.some((i) => t.is(i, d)))
+        this.problem({ code: 'ManifestError', message: `manifest lists checkpoint ${cidOfDigest(d)}, not a checkpoint of the chains` })
     }
   }
 
@@ -578,7 +590,8 @@ class Verifier {
     if (!bytesEq(s.pair.multihash.digest, this.pairDigest!)) throw new TallyError('checkpoint is for another pair')
     assertStatementSigs(s, body.sigs, this.pair!)
     const proposal = this.reachedByCid(1 - r, body.proposal)
-    if (proposal < 0 || t.kindOf(proposal) !== 'checkpoint-proposal') throw new TallyError("checkpoint does not answer the other party's proposal in the export")
+    if (proposal < 0 || t.kindOf(proposal) !== 'checkpoint-proposal')
+      throw new TallyError("checkpoint does not answer the other party's proposal in the export")
     const p = parseProposalBody(this.body(proposal))
     if (!statementCid(p.statement).equals(statementCid(s))) throw new TallyError('checkpoint statement differs from its proposal')
     let prev: CheckpointState | null = null
@@ -669,7 +682,8 @@ class Verifier {
     } catch (err) {
       found = [{ code: err instanceof Error ? err.name : 'ReplayError', message: `replay failed: ${(err as Error).message}` }]
     }
-    for (const given of found) this.problem({ code: given.code, message: given.message, given, ...(given.cid === undefined ? {} : { digests: safeDigest(given.cid) }) })
+    for (const given of found)
+      this.problem({ code: given.code, message: given.message, given, ...(given.cid === undefined ? {} : { digests: safeDigest(given.cid) }) })
   }
 
   // --- report -----------------------------------------------------------------------------
@@ -745,7 +759,9 @@ class Verifier {
     const first = problems.find((p) => p.author !== undefined) ?? problems[0]
     if (first !== undefined) report.firstProblem = first
     const compact = (r: number) =>
-      this.chains[r]!.slice(1).map((i) => (i === undefined ? { dataOffset: -1, dataLength: 0 } : { dataOffset: t.dataOffset[i]!, dataLength: t.dataLength[i]! }))
+      this.chains[r]!.slice(1).map((i) =>
+        i === undefined ? { dataOffset: -1, dataLength: 0 } : { dataOffset: t.dataOffset[i]!, dataLength: t.dataLength[i]! },
+      )
     const analysis: ExportAnalysis = {
       report,
       source: this.source,

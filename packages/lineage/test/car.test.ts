@@ -188,12 +188,12 @@ describe('CAR export', () => {
         const r = await verifyExport(bad)
         expectNamed(r)
       }),
-      { numRuns: 600 },
+      { numRuns: 400 },
     )
   })
 
   it('detects a flip at every position of the first blocks (exhaustive)', async () => {
-    for (let pos = 0; pos < Math.min(car.byteLength, 1500); pos++) {
+    for (let pos = 0; pos < Math.min(car.byteLength, 700); pos++) {
       const bad = car.slice()
       bad[pos] = bad[pos]! ^ 0x01
       expectNamed(await verifyExport(bad))

@@ -259,6 +259,25 @@ describe('ingest', () => {
     expect(verifyEquivocationProof(inBatch.proof).seq).toBe(3)
   })
 
+  it('lets a validate hook refuse a batch after the log’s own checks, storing nothing', async () => {
+    const { p, chain, sp, pair } = await setup()
+    const before = await snapshot(sp, pair, p.id)
+    const seen: number[][] = []
+    await expect(
+      p.ingest(chain, {
+        meta: [{ key: 'k', value: Uint8Array.of(1) }],
+        validate: (added) => {
+          seen.push(added.map((b) => b.entry.seq))
+          throw new Error('illegal transition')
+        },
+      }),
+    ).rejects.toThrow('illegal transition')
+    expect(seen).toEqual([[1, 2, 3, 4, 5]])
+    expect(await snapshot(sp, pair, p.id)).toEqual(before)
+    const r = await p.ingest(chain, { validate: async () => undefined })
+    expect(r.added.length).toBe(5)
+  })
+
   it('serializes concurrent ingests of overlapping batches', async () => {
     const { p, chain } = await setup()
     const results = await Promise.all([p.ingest(chain.slice(0, 3)), p.ingest(chain), p.ingest(chain.slice(0, 4))])

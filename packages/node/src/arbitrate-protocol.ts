@@ -230,13 +230,20 @@ export interface SubmitCaseOptions {
 export type CaseOutcome = { type: 'ruling'; caseId: string; ruling: Ruling } | { type: 'evidence-request'; caseId: string; request: EvidenceRequest }
 
 /**
- * Submit a case to the arbiter at `target` and wait for its answer. The
+ * Submit a case to the arbiter at `target` (from a TallyNode or its
+ * libp2p) and wait for its answer. The
  * record goes in chunks under the server's credit. Returns a ruling or an
  * evidence request whose signature, signer and subject are checked. Throws
  * `CaseRefusedError` (with the arbiter's `code`), `InvalidCaseAnswerError`,
  * `PeerUnreachableError`, `FrameTimeoutError`, `StreamEndedError`.
  */
-export async function submitCase(host: ProtocolHost, target: DialTarget, request: CaseRequest, opts: SubmitCaseOptions = {}): Promise<CaseOutcome> {
+export async function submitCase(
+  node: ProtocolHost | { libp2p: ProtocolHost },
+  target: DialTarget,
+  request: CaseRequest,
+  opts: SubmitCaseOptions = {},
+): Promise<CaseOutcome> {
+  const host = 'libp2p' in node ? node.libp2p : node
   const size = request.record.byteLength
   if (size === 0) throw new CaseRefusedError('the record is empty', 'bad-request')
   const timeoutMs = opts.timeoutMs ?? ARBITRATE_CASE_TIMEOUT_MS
@@ -275,10 +282,16 @@ export async function submitCase(host: ProtocolHost, target: DialTarget, request
       msg = early ?? (await read())
       while (msg.type === 'credit') msg = await read()
     }
-    const outcome = checkAnswer(msg, request, opts.arbiter ?? peerOfTarget(target))
-    await frames.close({ signal })
+    let outcome: CaseOutcome
+    try {
+      outcome = checkAnswer(msg, request, opts.arbiter ?? peerOfTarget(target))
+    } finally {
+      // The exchange itself completed: end the stream cleanly whatever the answer says.
+      await frames.close({ signal })
+    }
     return outcome
   } catch (err) {
+    if (err instanceof CaseRefusedError || err instanceof InvalidCaseAnswerError) throw err
     if (timeout.aborted && opts.signal?.aborted !== true) {
       const timedOut = new FrameTimeoutError(`no ${ARBITRATE_PROTOCOL} answer within ${timeoutMs} ms`, { timeoutMs }, { cause: err })
       frames.abort(timedOut)
@@ -309,7 +322,9 @@ function checkAnswer(msg: ServerMessage, request: CaseRequest, arbiter: PeerIdSt
   if (msg.type === 'ruling') {
     const ruling = doc as Ruling
     if ((ruling.body.appealOf !== null) !== request.appeal) {
-      throw new InvalidCaseAnswerError(request.appeal ? 'an appeal was answered with a first-instance ruling' : 'a first-instance case was answered with an appeal ruling')
+      throw new InvalidCaseAnswerError(
+        request.appeal ? 'an appeal was answered with a first-instance ruling' : 'a first-instance case was answered with an appeal ruling',
+      )
     }
     return { type: 'ruling', caseId: id, ruling }
   }

@@ -151,6 +151,8 @@ class Wakeup {
  * both at once with every candidate's outcome reported.
  */
 export class Discovery {
+  /** Provide rounds run (the announce and every re-provide), and the peers the last one reached per key. */
+  readonly stats: { rounds: number; lastReached: number[] } = { rounds: 0, lastReached: [] }
   readonly #host: DiscoveryHost
   readonly #offers: OfferServer
   readonly #log: Logger

@@ -86,6 +86,8 @@ function strictValidator(validate: IngestValidator): IngestValidator {
   }
 }
 
+type OwnBatch = Awaited<ReturnType<PairSlot['readOwn']>>
+
 interface QueuedFrame {
   blocks: Uint8Array[]
   frame: number
@@ -115,6 +117,7 @@ export class PairSession {
   #limit = 0
   readonly #inflight: { seq: number; cid: CID }[] = []
   #pumping = false
+  #prefetch: { from: number; read: Promise<OwnBatch> } | undefined
   // receiver of theirs
   #requested = false
   #unacked = 0
@@ -186,7 +189,7 @@ export class PairSession {
     const heldMine = hello.heads[this.slot.role]
     const theirs = hello.heads[this.slot.other]
     this.slot.noteHello(heldMine, theirs?.seq ?? 0)
-    this.#checkRemoteHoldsOurs(heldMine)
+    this.#checkRemoteHoldsOurs(heldMine?.seq)
     this.#keepalive = setInterval(() => this.#tick(), Math.max(50, Math.floor(this.#limits.keepaliveMs / 2)))
     this.#keepalive.unref?.()
     this.#requested = true
@@ -236,11 +239,14 @@ export class PairSession {
   #dispatch(msg: PairMessage): void {
     switch (msg.type) {
       case 'request':
-        return this.#onRequest(msg)
+        this.#onRequest(msg)
+        return
       case 'entries':
-        return this.#onEntries(msg)
+        this.#onEntries(msg)
+        return
       case 'ack':
-        return this.#onAck(msg)
+        this.#onAck(msg)
+        return
       case 'heads': {
         const held = msg.heads[this.slot.role]
         if (held !== null) this.#learnHeld(held.seq, held.cid)
@@ -274,7 +280,10 @@ export class PairSession {
   #learnHeld(seq: number, cid?: CID): void {
     const known = this.slot.remoteHeldMine
     if (known !== null && known.seq >= seq) return
-    if (seq > this.slot.ownHead()) return this.#checkRemoteHoldsOurs({ seq, cid: cid ?? this.slot.log.id })
+    if (seq > this.slot.ownHead()) {
+      this.#checkRemoteHoldsOurs(seq)
+      return
+    }
     void this.slot.log.getBySeq(this.slot.me, seq).then(
       (b) => {
         if (b !== undefined && (cid === undefined || b.cid.equals(cid))) this.slot.noteRemoteHeld(seq, b.cid)
@@ -349,11 +358,15 @@ export class PairSession {
         const head = this.slot.ownHead()
         const to = Math.min(head, this.#limit)
         if (this.#cursor > to) break
-        const batch = await this.slot.readOwn(this.#cursor, to, this.#limits.maxBatchEntries, this.#limits.maxFrameBytes - 4096)
+        const ahead = this.#prefetch
+        this.#prefetch = undefined
+        const batch = ahead !== undefined && ahead.from === this.#cursor ? await ahead.read : await this.#read(this.#cursor, to)
         if (this.#end !== undefined || batch.length === 0) break
         const last = batch[batch.length - 1]!
         this.#inflight.push({ seq: last.seq, cid: last.cid })
         this.#cursor = last.seq + 1
+        // Catch-up: read the next batch from the store while this one is on the wire and credit comes back.
+        if (this.#cursor <= to) this.#prefetch = { from: this.#cursor, read: this.#read(this.#cursor, to) }
         this.slot.counters.framesOut++
         this.slot.counters.entriesOut += batch.length
         await this.#send({ type: 'entries', blocks: batch.map((b) => b.bytes), head })
@@ -363,6 +376,12 @@ export class PairSession {
     } finally {
       this.#pumping = false
     }
+  }
+
+  #read(from: number, to: number): Promise<OwnBatch> {
+    const read = this.slot.readOwn(from, to, this.#limits.maxBatchEntries, this.#limits.maxFrameBytes - 4096)
+    read.catch(() => undefined) // a prefetch nobody awaits must not become an unhandled rejection
+    return read
   }
 
   #tick(): void {
@@ -383,13 +402,13 @@ export class PairSession {
     })
   }
 
-  #checkRemoteHoldsOurs(held: { seq: number; cid: CID } | null): void {
-    if (held === null) return
-    const mine = this.slot.log.heads()[this.slot.role]
-    if (mine === null || held.seq > mine.seq) {
+  #checkRemoteHoldsOurs(heldSeq: number | undefined): void {
+    if (heldSeq === undefined) return
+    const mine = this.slot.ownHead()
+    if (heldSeq > mine) {
       // Only possible if our store lost entries the peer had acknowledged: appending now would fork our chain.
-      this.#log.error('%s: peer holds our chain up to #%d, beyond our head #%d', this.describe(), held.seq, mine?.seq ?? 0)
-      this.slot.lastError = { code: 'RemoteAheadError', message: `peer holds our chain to #${held.seq}, beyond our head #${mine?.seq ?? 0}`, at: Date.now() }
+      this.#log.error('%s: peer holds our chain up to #%d, beyond our head #%d', this.describe(), heldSeq, mine)
+      this.slot.lastError = { code: 'RemoteAheadError', message: `peer holds our chain to #${heldSeq}, beyond our head #${mine}`, at: Date.now() }
     }
   }
 

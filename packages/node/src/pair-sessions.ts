@@ -286,9 +286,8 @@ export class PairSessions {
   /** Resolves once the counterparty has acknowledged our entry `cid` (or a later one) as durable. */
   async awaitRemoteDurable(pair: PairDescriptor, cid: CID, timeoutMs = 30_000): Promise<void> {
     const slot = this.#slot(pair)
-    const block = await slot.log.get(cid)
-    if (block === undefined || block.entry.author !== this.#me) throw new UnknownEntryError(`${cid} is not one of our durable entries of pair ${slot.key}`)
-    const seq = block.entry.seq
+    const seq = await slot.ownSeqOf(cid)
+    if (seq === undefined) throw new UnknownEntryError(`${cid} is not one of our durable entries of pair ${slot.key}`)
     await slot.waitUntil(
       () => slot.remoteHeldMine !== null && slot.remoteHeldMine.seq >= seq,
       timeoutMs,
@@ -603,7 +602,10 @@ export class PairSessions {
     this.#emit({ type: 'session-close', pairId: slot.key, peer: slot.counterparty, session: session.id, reason })
     slot.changed()
     if (!wasCurrent || session.superseded || end.kind === 'closed') return
-    if (!slot.wanted) return this.#forget(slot)
+    if (!slot.wanted) {
+      this.#forget(slot)
+      return
+    }
     const peerFault = end.kind === 'fault' && end.blame === 'peer'
     if (!peerFault && Date.now() - session.openedAt >= this.limits.stableSessionMs) slot.attempt = 0
     this.#schedule(slot)
@@ -691,4 +693,3 @@ function describeEnd(end: SessionEnd): string {
       return `${end.blame === 'peer' ? 'cut off' : end.blame === 'link' ? 'link lost' : 'local failure'}: ${end.error.name}: ${end.error.message}`
   }
 }
-

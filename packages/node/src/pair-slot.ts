@@ -105,6 +105,7 @@ export class PairSlot {
   lastError: { code: string; message: string; at: number } | undefined
   readonly counters: PairCounters = { sessions: 0, cutOffs: 0, framesIn: 0, framesOut: 0, entriesIn: 0, entriesOut: 0, acksIn: 0, acksOut: 0 }
   readonly #recent = new Map<number, EntryBlock>()
+  readonly #recentSeq = new Map<string, number>()
   readonly #listeners = new Set<() => void>()
   readonly #closers = new Set<(err: Error) => void>()
   readonly #unsubscribe: () => void
@@ -144,10 +145,22 @@ export class PairSlot {
 
   #remember(b: EntryBlock): void {
     this.#recent.set(b.entry.seq, b)
+    this.#recentSeq.set(b.cid.toString(), b.entry.seq)
     if (this.#recent.size > PAIR_RECENT_ENTRIES) {
-      const oldest = this.#recent.keys().next().value
-      if (oldest !== undefined) this.#recent.delete(oldest)
+      const oldest = this.#recent.entries().next().value
+      if (oldest !== undefined) {
+        this.#recent.delete(oldest[0])
+        this.#recentSeq.delete(oldest[1].cid.toString())
+      }
     }
+  }
+
+  /** Seq of our own durable entry `cid`, or undefined if it is not one (recent entries answer without a store read). */
+  async ownSeqOf(cid: CID): Promise<number | undefined> {
+    const recent = this.#recentSeq.get(cid.toString())
+    if (recent !== undefined) return recent
+    const block = await this.log.get(cid)
+    return block !== undefined && block.entry.author === this.me ? block.entry.seq : undefined
   }
 
   /** Own entries from `from` to `to` (durable ones only), at most `maxEntries` and about `maxBytes`, at least one if any. */
@@ -222,7 +235,9 @@ export class PairSlot {
     if (this.session === undefined || !this.session.established || !this.remoteKnown) return false
     const mine = this.log.heads()[this.role]
     const ackOk =
-      mine === null ? this.remoteHeldMine === null : this.remoteHeldMine !== null && this.remoteHeldMine.seq === mine.seq && this.remoteHeldMine.cid.equals(mine.cid)
+      mine === null
+        ? this.remoteHeldMine === null
+        : this.remoteHeldMine !== null && this.remoteHeldMine.seq === mine.seq && this.remoteHeldMine.cid.equals(mine.cid)
     return ackOk && this.heldTheirs() >= this.remoteOwnSeq
   }
 
@@ -257,7 +272,16 @@ export class PairSlot {
     const h = this.log.heads()
     const mine = h[this.role]?.seq ?? 0
     const s = this.session
-    const state = s !== undefined ? 'connected' : this.dialing || this.handshaking.size > 0 ? 'connecting' : this.timer !== undefined ? 'waiting' : this.wanted ? 'waiting' : 'idle'
+    const state =
+      s !== undefined
+        ? 'connected'
+        : this.dialing || this.handshaking.size > 0
+          ? 'connecting'
+          : this.timer !== undefined
+            ? 'waiting'
+            : this.wanted
+              ? 'waiting'
+              : 'idle'
     return {
       pair: this.pair,
       pairId: this.key,
@@ -297,4 +321,3 @@ export class PairSlot {
 function sameAddrs(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i])
 }
-

@@ -11,7 +11,7 @@ import {
   verifyOffer,
   withinPrice,
 } from '../src/index.ts'
-import { collect, loopbackNetwork, makeOffer, offerBody, selfCredential, stopAll } from './helpers.ts'
+import { collect, loopbackNetwork, makeOffer, offerBody, selfCredential, stopAll, waitFor } from './helpers.ts'
 
 describe('capability keys', () => {
   it('names hardware, jurisdiction and both, in a fixed order', () => {
@@ -196,5 +196,31 @@ describe('discovery on a loopback network', () => {
     const node = providers['a100ca']!
     await expect(node.discovery.announce(makeOffer(Identity.generate()))).rejects.toMatchObject({ name: 'InvalidOfferError' })
     await expect(node.discovery.announce(makeOffer(node.identity, { validUntil: Date.now() - 1 }))).rejects.toMatchObject({ name: 'InvalidOfferError' })
+  })
+})
+
+describe('re-provide schedule', () => {
+  it('re-provides on its interval until withdrawn, and stops cleanly', async () => {
+    const nodes = await loopbackNetwork(2, { discovery: { reprovideIntervalMs: 1_000, reprovideJitter: 0.1 } })
+    try {
+      const provider = nodes[1]!
+      await provider.discovery.announce(makeOffer(provider.identity))
+      expect(provider.discovery.stats.rounds).toBe(1)
+      expect(await waitFor(() => provider.discovery.stats.rounds >= 3, 8_000)).toBe(true)
+      expect(provider.discovery.stats.lastReached.every((n) => n > 0)).toBe(true)
+      await provider.discovery.withdraw()
+      const rounds = provider.discovery.stats.rounds
+      await new Promise((r) => setTimeout(r, 1_500))
+      expect(provider.discovery.stats.rounds).toBe(rounds)
+      expect(provider.offers.offer).toBeUndefined()
+      // announcing again resumes the schedule; stop ends it
+      await provider.discovery.announce(makeOffer(provider.identity))
+      await provider.stop()
+      const stopped = provider.discovery.stats.rounds
+      await new Promise((r) => setTimeout(r, 1_500))
+      expect(provider.discovery.stats.rounds).toBe(stopped)
+    } finally {
+      await stopAll(nodes)
+    }
   })
 })

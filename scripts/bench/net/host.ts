@@ -76,12 +76,13 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
     const todo = count - nodes.length
     await inBatches(
       Array.from({ length: todo }, (_, i) => i),
-      5,
+      3,
       async () => {
         nodes.push(watch(await createTallyNode(config(bootstrap))))
       },
     )
-    return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId), bootFailed: nodes.filter((n) => n.boot !== undefined && n.boot.configured > 0 && n.boot.connected === 0).length }
+    const failed = nodes.filter((n) => n.boot !== undefined && n.boot.configured > 0 && n.boot.connected === 0)
+    return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId), bootFailed: failed.length, bootFailures: failed.slice(0, 3).flatMap((n) => n.boot?.failures ?? []) }
   },
 
   /**

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { verifyExport, type VerifyReport } from '@tally/lineage'
-import { replay } from '@tally/deal'
+import { type PairState, replay } from '@tally/deal'
 import type { Command } from 'commander'
 import { CliError, EXIT, Progress, printJson } from '../output.ts'
 import type { GlobalOptions } from '../program.ts'
@@ -14,20 +14,31 @@ export async function readExportFile(file: string): Promise<Uint8Array> {
 }
 
 /** Verify an export offline: every link, head and checkpoint signature, embedded documents, and the deal state machine. */
-export async function verifyFile(file: string, showProgress: boolean): Promise<VerifyReport> {
+export async function verifyFile(file: string, showProgress: boolean): Promise<{ report: VerifyReport; state: PairState | undefined }> {
   const bytes = await readExportFile(file)
   const progress = new Progress(`verifying ${file}`, showProgress && process.stderr.isTTY === true)
+  let state: PairState | undefined
   try {
-    return await verifyExport(bytes, {
+    const report = await verifyExport(bytes, {
       onProgress: (done: number, total: number) => progress.update(done, total),
-      replay: (timeline) => replay(timeline).problems,
+      replay: (timeline) => {
+        const r = replay(timeline)
+        state = r.state
+        return r.problems
+      },
     })
+    return { report, state }
   } finally {
     progress.done()
   }
 }
 
-function printReport(file: string, r: VerifyReport): void {
+/** The deal layer's view of a verified export: deals and balances per asset. */
+export function settlementOf(state: PairState | undefined): { deals: number; balances: PairState['balances'] } | undefined {
+  return state === undefined ? undefined : { deals: state.dealOrder.length, balances: state.balances }
+}
+
+function printReport(file: string, r: VerifyReport, state: PairState | undefined): void {
   const out = process.stdout
   if (r.ok) {
     out.write(`valid pair log: ${file}\n`)
@@ -46,8 +57,12 @@ function printReport(file: string, r: VerifyReport): void {
     out.write(`consumer:    ${r.pair.consumer}  entries ${r.chains.consumer.entries}\n`)
     out.write(`checkpoints: ${r.checkpoints}\n`)
   }
-  if (r.balances !== undefined) {
-    for (const [asset, b] of Object.entries(r.balances)) out.write(`balance ${asset}: ${JSON.stringify(b)}\n`)
+  out.write(`documents:   ${r.documents} third-party signatures checked\n`)
+  if (state !== undefined) {
+    out.write(`deals:       ${state.dealOrder.length}\n`)
+    for (const [asset, b] of Object.entries(state.balances)) {
+      out.write(`balance ${asset}: authorised ${b.authorised}, paid ${b.paid}, acknowledged ${b.acknowledged}, held ${b.held}, collateral awarded ${b.collateralAwarded}\n`)
+    }
   }
 }
 
@@ -58,9 +73,9 @@ export function registerVerify(program: Command, globals: () => GlobalOptions): 
     .argument('<file.car>', 'export to verify')
     .action(async (file: string) => {
       const g = globals()
-      const report = await verifyFile(file, !g.json)
-      if (g.json) printJson({ file, ...report })
-      else printReport(file, report)
+      const { report, state } = await verifyFile(file, !g.json)
+      if (g.json) printJson({ file, ...report, settlement: settlementOf(state) })
+      else printReport(file, report, state)
       if (!report.ok) process.exitCode = EXIT.failed
     })
 }
