@@ -4,16 +4,19 @@
  *
  * Host processes (scripts/bench/gossip/host.ts; 2 by default, one per core,
  * BENCH_GOSSIP_HOSTS to change) run the nodes; all join through one seed,
- * settle (one self-lookup each), and every node subscribes to all 16
- * observation shards with the real validator (signature, schema,
- * freshness, sequence, shard) in front of relay. Ten nodes act as
- * monitors and publish ~1 KiB signed observations about 64 providers,
- * 20 per second network-wide, for 20 s (6 s with --quick).
+ * settle (one self-lookup each). Each node follows 4 of the 16
+ * observation shards (a party follows its counterparties' shards, not all;
+ * round-robin, so every shard has 12-13 subscribers; BENCH_GOSSIP_SHARDS=16
+ * for everyone on everything) with the real validator (signature, schema,
+ * freshness, sequence, shard) in front of relay. Ten nodes act as monitors
+ * and publish ~1 KiB signed observations about 64 providers, 20 per second
+ * network-wide, for 20 s (6 s with --quick).
  *
- * - gossip.last.p50/p99: publish call to receipt by the last of the 49
- *   other nodes (validated), per message; limit: a raw node:net loopback
- *   TCP round trip (p50/p99) measured in the same run.
- * - gossip.delivered: receipts / (messages x 49); limit 100 %.
+ * - gossip.last.p50/p99: publish call to receipt (validated) by the last
+ *   subscriber of the message's shard; limit: a raw node:net loopback TCP
+ *   round trip (p50/p99) measured in the same run.
+ * - gossip.delivered: receipts / (messages x their shard's other
+ *   subscribers); limit 100 %.
  * - gossip.loop_lag.p99: event-loop delay of a host (monitorEventLoopDelay),
  *   the worst host; limit: the same hosts' p99 with the network idle. A
  *   host carries 25 nodes on one loop, so a node on its own sees less.
@@ -69,7 +72,7 @@ class Host {
 }
 
 interface Collected {
-  sent: [string, number][]
+  sent: [string, [number, string]][]
   received: [string, number, number][]
   cpuUs: number
   wallMs: number
@@ -138,6 +141,7 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
   const ratePerSecond = 20
   const monitors = 10
   const durationMs = opts.quick ? 6_000 : 20_000
+  const shardsPerNode = Math.min(16, Math.max(1, Number(process.env['BENCH_GOSSIP_SHARDS'] ?? 4)))
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`  ${s}\n`)
   }
@@ -146,10 +150,21 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     await Promise.all(hosts.map((h) => h.ready))
     const sizes = hosts.map((_, i) => Math.floor(total / hostCount) + (i < total % hostCount ? 1 : 0))
     const startedAt = performance.now()
-    const first = await hosts[0]!.call<{ addrs: string[] }>('start', { count: sizes[0], bootstrap: [] })
+    const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0))
+    type Started = { addrs: string[]; subscriptions: [string, string[]][] }
+    const first = await hosts[0]!.call<Started>('start', { count: sizes[0], offset: 0, shardsPerNode, bootstrap: [] })
     const seed = first.addrs[0]!
-    await Promise.all(hosts.slice(1).map((h, i) => h.call('start', { count: sizes[i + 1], bootstrap: [seed] })))
-    log(`${total} nodes in ${hostCount} processes started in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
+    const rest = await Promise.all(hosts.slice(1).map((h, i) => h.call<Started>('start', { count: sizes[i + 1], offset: offsets[i + 1], shardsPerNode, bootstrap: [seed] })))
+    const subscribers = new Map<string, Set<string>>()
+    for (const started of [first, ...rest]) {
+      for (const [peer, topics] of started.subscriptions) {
+        for (const t of topics) {
+          if (!subscribers.has(t)) subscribers.set(t, new Set())
+          subscribers.get(t)!.add(peer)
+        }
+      }
+    }
+    log(`${total} nodes in ${hostCount} processes, ${shardsPerNode} of 16 shards each, started in ${((performance.now() - startedAt) / 1000).toFixed(1)} s`)
     await Promise.all(hosts.map((h) => h.call('settle')))
     let mesh: { meshMin: number; connectionsAvg: number }[] = []
     for (let i = 0; i < 40; i++) {
@@ -187,7 +202,14 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     const collected = await Promise.all(hosts.map((h) => h.call<Collected>('collect')))
 
     const sentAt = new Map<string, number>()
-    for (const c of collected) for (const [k, t] of c.sent) sentAt.set(k, t)
+    let expected = 0
+    for (const c of collected) {
+      for (const [k, [t, topic]] of c.sent) {
+        sentAt.set(k, t)
+        const subs = subscribers.get(topic) ?? new Set()
+        expected += subs.size - (subs.has(k.slice(0, k.indexOf('#'))) ? 1 : 0)
+      }
+    }
     const last = new Map<string, number>()
     const count = new Map<string, number>()
     for (const c of collected) {
@@ -204,7 +226,6 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
       const l = last.get(k)
       if (l !== undefined) latencies.push(l - t)
     }
-    const expected = sentAt.size * (total - 1)
     const deliveredPct = expected === 0 ? 0 : (deliveries / expected) * 100
     const cpuUs = collected.reduce((s, c) => s + c.cpuUs, 0)
     const lagP99 = Math.max(...collected.map((c) => c.lagP99Ms))

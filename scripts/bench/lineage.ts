@@ -6,10 +6,12 @@
  *   durable in LevelDB. Limit: LevelDB put with sync:true, one at a time.
  * - lineage.append.group: concurrent appends sharing durable batches (group
  *   commit); every entry is still signed. Limit: raw Ed25519 sign rate.
- * - lineage.verify: full offline verification of a 100,000-entry export
- *   (20,000 with --quick), run in a child process so its peak RSS is its
- *   own. Limit: SHA-256 + DAG-CBOR decode of the same blocks.
- * - lineage.verify.rss_mb: that child's peak resident set.
+ * - lineage.verify: full offline verification (`verifyExport(path)`, as
+ *   `tally verify` runs it) of a 100,000-entry export (20,000 with --quick)
+ *   in a fresh child process. Limit: SHA-256 + @ipld/dag-cbor decode of the
+ *   same blocks, measured in that child after the verification.
+ * - lineage.verify.rss_mb: that child's peak resident set (VmHWM), tsx and
+ *   module loading included (~105 MB of it before any work).
  */
 import '@tally/core'
 import { execFile } from 'node:child_process'

@@ -145,9 +145,11 @@ export class Arbiter {
     rec.submissions++
     if (!rec.submittedBy.includes(c.remotePeer)) rec.submittedBy.push(c.remotePeer)
     rec.updatedAt = now
-    rec.record = { bytes: req.record.byteLength, sha256: sha256Hex(req.record) }
-    // Persist what arrived before deciding: the record is what any ruling rests on.
-    await this.store.save(rec, { 'record.car': req.record })
+    if (rec.status !== 'ruled') {
+      // Persist what arrived before deciding: the record is what a ruling rests on. A ruled case keeps the record of its ruling.
+      rec.record = { bytes: req.record.byteLength, sha256: sha256Hex(req.record) }
+      await this.store.save(rec, { 'record.car': req.record })
+    }
     this.#log.info('case received', { ...log, bytes: req.record.byteLength, submission: rec.submissions })
 
     const t0 = performance.now()

@@ -145,6 +145,8 @@ describe('the arbiter over real libp2p on loopback', () => {
     await expect(submitCase(parties.provider.libp2p, addr(first), { ...req, record: tampered })).rejects.toMatchObject({ code: 'invalid-record' })
     const id = caseIdOf(s.pair, deal, dispute, false)
     expect(first.store.get(id)).toMatchObject({ status: 'ruled', refusal: { code: 'invalid-record' } })
+    // The case keeps the record its ruling rests on, not the tampered one.
+    expect(await first.store.readFile(id, 'record.car')).toEqual(record)
     // The appeal-only arbiter does not hear first-instance cases.
     await expect(submitCase(parties.provider.libp2p, addr(appeals), req)).rejects.toMatchObject({ code: 'not-arbiter' })
 

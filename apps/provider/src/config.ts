@@ -1,4 +1,6 @@
 import { schema } from '@tally/core'
+import { ConfigError, loadConfigFile, relativeTo } from '@tally/daemon'
+import { type NodeConfig, parseNodeConfig } from '@tally/node'
 import { z } from 'zod'
 
 const money = z.union([
@@ -12,28 +14,8 @@ const money = z.union([
     }),
 ])
 
-/** Network settings shared by every daemon's config file. */
-export const networkSection = z.strictObject({
-  listen: z.array(z.string()).min(1).default(['/ip4/0.0.0.0/tcp/4001']),
-  announce: z.array(z.string()).optional(),
-  bootstrap: z.array(z.string()).default([]),
-  /** Loopback/LAN networks: keep private addresses, exempt them from rate limits and gossip's IP penalty. */
-  local: z.boolean().default(false),
-  mdns: z.boolean().default(false),
-})
-
-export const daemonSection = z.strictObject({
-  /** Control API, metrics and explorer on 127.0.0.1; 0 picks a free port. */
-  controlPort: z.number().int().min(0).max(65535).default(0),
-  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
-  logPretty: z.boolean().default(false),
-})
-
-/** tally-provider's config file (YAML). Relative paths are relative to the file. */
-export const providerConfigSchema = z.strictObject({
-  dataDir: z.string().min(1),
-  network: networkSection.prefault({}),
-  daemon: daemonSection.prefault({}),
+/** The provider's own settings (the `provider:` key of the config file). */
+export const providerSettingsSchema = z.strictObject({
   offer: z.strictObject({
     jurisdiction: schema.jurisdiction,
     /** `auto` derives the class from nvidia-smi or procfs. */
@@ -41,15 +23,52 @@ export const providerConfigSchema = z.strictObject({
     pricePerEpoch: money,
     epochMs: z.number().int().min(100),
     sla: z.strictObject({ availabilityBp: z.number().int().min(0).max(10_000).default(9_500), latencyP95Us: z.number().int().min(0).default(250_000) }).prefault({}),
+    /** Monitors this provider accepts in a contract. */
     monitors: z.array(schema.peerId).default([]),
+    /** Arbiters this provider accepts in a contract. */
     arbiters: z.array(schema.peerId).min(1),
     rails: z.array(z.enum(['ledger', 'command', 'http'])).default(['ledger']),
     validForMs: z.number().int().min(60_000).default(24 * 3600_000),
   }),
-  executor: z.strictObject({ workDir: z.string().default('work') }).prefault({}),
-  /** Credential files to present in the offer (issued by others, or self-issued). */
+  /** Workload directories, relative to the data directory. */
+  workDir: z.string().default('work'),
+  /** Credential files presented in the offer (DAG-CBOR, from `tally credential issue`). */
   credentials: z.array(z.string()).default([]),
-  /** Peers to remember at start (arbiters, monitors), multiaddrs ending in /p2p/<id>. */
+  /** Peers to remember at start (arbiters, monitors): multiaddrs ending in /p2p/<id>. */
   peers: z.array(z.string()).default([]),
 })
-export type ProviderConfig = z.infer<typeof providerConfigSchema>
+export type ProviderSettings = z.output<typeof providerSettingsSchema>
+
+const fileSchema = z.looseObject({
+  provider: providerSettingsSchema,
+  control: z.strictObject({ port: z.number().int().min(0).max(65535).default(0) }).prefault({}),
+  log: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info'), pretty: z.boolean().default(false) }).prefault({}),
+})
+
+export interface ProviderConfig {
+  settings: ProviderSettings
+  node: NodeConfig & { dataDir: string }
+  dataDir: string
+  control: { port: number }
+  log: { level: 'debug' | 'info' | 'warn' | 'error'; pretty: boolean }
+  file: string
+}
+
+/**
+ * Read a `tally-provider` config file: `provider`, `control` and `log` are
+ * the daemon's keys; every other key is node configuration (dataDir,
+ * listen, bootstrap, network …), as for the monitor and arbiter daemons.
+ */
+export async function loadProviderConfig(file: string): Promise<ProviderConfig> {
+  const { provider, control, log, ...nodeRaw } = await loadConfigFile(file, fileSchema, 'provider')
+  const dataDir = nodeRaw['dataDir']
+  if (typeof dataDir !== 'string' || dataDir.length === 0) throw new ConfigError(`invalid provider config ${file}: dataDir: required`, { file })
+  const node = { ...(nodeRaw as NodeConfig), dataDir: relativeTo(file, dataDir) }
+  try {
+    parseNodeConfig(node)
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (in ${file})`, { file })
+  }
+  for (const [i, c] of provider.credentials.entries()) provider.credentials[i] = relativeTo(file, c)
+  return { settings: provider, node, dataDir: node.dataDir, control, log, file }
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // tally-provider: the provider's peer daemon. Usage: tally-provider <config.yaml>
 import '@tally/core'
-import { createLog, loadConfigFile, onShutdown } from '@tally/daemon'
-import { providerConfigSchema } from './config.ts'
+import { createLog, onShutdown } from '@tally/daemon'
+import { loadProviderConfig } from './config.ts'
 import { ProviderDaemon } from './provider.ts'
 
 const file = process.argv[2]
@@ -11,9 +11,9 @@ if (file === undefined || file === '--help' || file === '-h') {
   process.exit(file === undefined ? 2 : 0)
 }
 try {
-  const config = await loadConfigFile(file, providerConfigSchema, 'provider')
-  const log = createLog('provider', { level: config.daemon.logLevel, pretty: config.daemon.logPretty })
-  const daemon = new ProviderDaemon(config, file, log)
+  const config = await loadProviderConfig(file)
+  const log = createLog('provider', { level: config.log.level, pretty: config.log.pretty })
+  const daemon = new ProviderDaemon(config, log)
   onShutdown(log, () => daemon.stop())
   await daemon.start()
   log.info('ready', { peerId: daemon.peer.peerId, control: daemon.control.url })

@@ -1,20 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises'
-import { decode, decodeCredential, type Credential, OPEN_TRUST_POLICY } from '@tally/core'
+import { decode, decodeCredential, type Credential } from '@tally/core'
 import { ControlServer, type Log, Metrics, relativeTo } from '@tally/daemon'
 import { attestHardware } from '@tally/executor'
 import { createExplorerHandler, storeSource } from '@tally/explorer'
-import { localNetwork, type NodeConfig, type OfferBody, ProbeResponder, signOffer } from '@tally/node'
+import { type OfferBody, ProbeResponder, signOffer } from '@tally/node'
 import { ProviderHooks, registerPeerMetrics, registerPeerRoutes, TallyPeer } from '@tally/peer'
 import type { ProviderConfig } from './config.ts'
-
-export function nodeConfigOf(net: ProviderConfig['network']): Omit<NodeConfig, 'dataDir' | 'identity'> {
-  return {
-    listen: net.listen,
-    bootstrap: net.bootstrap,
-    ...(net.announce !== undefined ? { announce: net.announce } : {}),
-    network: net.local ? { ...localNetwork(), mdns: net.mdns } : { mdns: net.mdns },
-  }
-}
 
 /**
  * The provider daemon: serves a signed offer found by capability over the
@@ -28,23 +19,22 @@ export class ProviderDaemon {
 
   constructor(
     readonly config: ProviderConfig,
-    readonly configFile: string,
     readonly log: Log,
   ) {}
 
   async start(): Promise<void> {
     const c = this.config
-    const dataDir = relativeTo(this.configFile, c.dataDir)
-    const workDir = relativeTo(dataDir + '/', c.executor.workDir)
+    const dataDir = c.dataDir
+    const workDir = relativeTo(`${dataDir}/`, c.settings.workDir)
     await mkdir(workDir, { recursive: true })
     const credentials: Credential[] = []
-    for (const f of c.credentials) credentials.push(decodeCredential(decode(await readFile(relativeTo(this.configFile, f)))))
+    for (const f of c.settings.credentials) credentials.push(decodeCredential(decode(await readFile(f))))
     let hooks: ProviderHooks | undefined
     this.peer = await TallyPeer.start({
       dataDir,
-      node: nodeConfigOf(c.network),
+      node: c.node,
       log: this.log,
-      addressBook: c.peers,
+      addressBook: c.settings.peers,
       acceptPair: (pair) => pair.provider === this.peer.peerId,
       hooks: (peer) => {
         hooks ??= new ProviderHooks({
@@ -71,7 +61,7 @@ export class ProviderDaemon {
     registerPeerMetrics(metrics, this.peer)
     this.control = new ControlServer({
       dataDir,
-      port: c.daemon.controlPort,
+      port: c.control.port,
       log: this.log,
       metrics,
       fallback: createExplorerHandler({ source: storeSource(this.peer.store) }),
@@ -82,7 +72,7 @@ export class ProviderDaemon {
   }
 
   async #announce(credentials: Credential[]): Promise<void> {
-    const o = this.config.offer
+    const o = this.config.settings.offer
     const facts = await attestHardware()
     const hwClass = o.hardware.class === 'auto' ? facts.hardwareClass : o.hardware.class
     const body: OfferBody = {
@@ -108,5 +98,3 @@ export class ProviderDaemon {
     await this.peer?.stop()
   }
 }
-
-export { OPEN_TRUST_POLICY }

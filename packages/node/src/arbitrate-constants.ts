@@ -10,12 +10,12 @@ export const ARBITRATE_PROTOCOL_VERSION = 1
 
 /** Largest record accepted by default: a 10,000-epoch deal with several observations per epoch exports to ~15 MiB; 64 MiB leaves 4x headroom. */
 export const ARBITRATE_MAX_RECORD_BYTES = 64 * 1024 * 1024
-/** Record bytes per `chunk` frame: big enough that framing costs vanish, small enough that one frame never pins much memory. */
-export const ARBITRATE_CHUNK_BYTES = 1024 * 1024
+/** Record bytes per `chunk` frame: big enough that framing costs vanish (256 frames for 64 MiB), small enough that a stream's buffer stays small. */
+export const ARBITRATE_CHUNK_BYTES = 256 * 1024
 /** A chunk frame is the chunk plus its DAG-CBOR map ({type, data}): a few bytes; 1 KiB is ample. */
 export const ARBITRATE_CHUNK_FRAME_BYTES = ARBITRATE_CHUNK_BYTES + 1024
-/** Chunks the client may send ahead of the server's credit: 8 MiB in flight covers the bandwidth-delay product of any sane link. */
-export const ARBITRATE_WINDOW_CHUNKS = 8
+/** Chunks the client may send ahead of the server's credit: 4 MiB in flight keeps a 100 ms path at 40 MiB/s; the server buffers at most this much per stream. */
+export const ARBITRATE_WINDOW_CHUNKS = 16
 /** The case header: a pair, two CIDs, flags. */
 export const ARBITRATE_HEADER_MAX_BYTES = 4 * 1024
 /** An answer holds one signed ruling: reasons ≤ 16 KiB of text and ≤ 1024 relied CIDs (~40 KiB); 256 KiB leaves room. */
@@ -36,6 +36,8 @@ export const ARBITRATE_CASE_RATE = { perSecond: 0.5, burst: 10 }
 export const ARBITRATE_MAX_CONCURRENT_CASES = 4
 /** Case streams per connection: a party has no reason for more than one or two at a time. */
 export const ARBITRATE_MAX_STREAMS_PER_CONNECTION = 2
+/** New streams per peer, checked before a byte is read (each may buffer a window): generous next to the case rate, which answers with a typed refusal. */
+export const ARBITRATE_STREAM_RATE = { perSecond: 2, burst: 20 }
 
 /** Bytes of an error message we send or keep from a peer. */
 export const ARBITRATE_MAX_ERROR_MESSAGE = 1024

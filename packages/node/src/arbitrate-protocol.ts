@@ -16,6 +16,7 @@ import {
   ARBITRATE_MAX_STREAMS_PER_CONNECTION,
   ARBITRATE_PROTOCOL,
   ARBITRATE_PROTOCOL_VERSION,
+  ARBITRATE_STREAM_RATE,
   ARBITRATE_UPLOAD_TIMEOUT_MS,
   ARBITRATE_WINDOW_CHUNKS,
 } from './arbitrate-constants.ts'
@@ -120,6 +121,7 @@ export class ArbitrationServer {
         // The client keeps to its credit, so it never has more than the window (plus the header) buffered here.
         maxBufferedBytes: (window + 1) * (ARBITRATE_CHUNK_FRAME_BYTES + 8),
       },
+      streamRate: ARBITRATE_STREAM_RATE,
       maxInboundStreams: ARBITRATE_MAX_STREAMS_PER_CONNECTION,
       maxOutboundStreams: ARBITRATE_MAX_STREAMS_PER_CONNECTION,
       log: this.#opts.log,

@@ -408,6 +408,8 @@ export class Discovery {
         const signal = AbortSignal.any([this.#controller.signal, AbortSignal.timeout(PROVIDE_TIMEOUT_MS)])
         setMaxListeners(Infinity, signal)
         const reached = await Promise.all(keys.map((k) => this.#provideKey(k, signal)))
+        this.stats.rounds++
+        this.stats.lastReached = reached
         this.#log('provided %d keys; peers reached per key: %s', keys.length, reached.join(','))
         return reached
       })

@@ -196,7 +196,7 @@ class Node implements TallyNode {
     await this.offers.start()
     for (const c of this.#components) await c.start?.()
     this.status = 'started'
-    this.boot = await this.#boot()
+    this.boot = await this.#boot(true)
     if (this.config.bootstrap.length > 0) {
       this.#retry = setInterval(() => {
         if (this.libp2p.getConnections().length === 0) void this.#boot().then((b) => (this.boot = b))
@@ -236,15 +236,19 @@ class Node implements TallyNode {
 
   /**
    * Dial the bootstrap list, retrying with backoff until one answers or the
-   * boot timeout passes, then look ourselves up once so the routing table
-   * fills (pitfall 5).
+   * boot timeout passes, then wait until the routing table is filled
+   * (pitfall 5): at first start by kad-dht's own initial self-lookup, which
+   * runs once the first peer is in the table (a second lookup of ours
+   * would double the cost of joining); on a later re-boot by one explicit
+   * self-lookup.
    */
-  async #boot(): Promise<BootReport> {
+  async #boot(first = false): Promise<BootReport> {
     const configured = this.config.bootstrap.length
     const dht = this.libp2p.services.dht
     if (configured === 0) return { connected: 0, configured, routingTable: routingTableSize(dht), failures: [] }
     const signal = AbortSignal.any([this.#lifetime.signal, AbortSignal.timeout(this.config.bootTimeoutMs)])
     setMaxListeners(Infinity, signal)
+    const selfQueryDone = first ? nextEvent(this.libp2p as unknown as EventTarget, 'kad-dht:query:self', signal) : undefined
     const failures = new Map<string, string>()
     let connected = 0
     for (let attempt = 0; connected === 0 && !signal.aborted; attempt++) {
@@ -256,17 +260,34 @@ class Node implements TallyNode {
       if (connected === 0) await sleep(Math.min(250 * 2 ** attempt, 4_000), signal)
     }
     for (const [addr, why] of failures) this.log('bootstrap dial %s failed: %s', addr, why)
-    if (connected > 0) {
+    if (connected > 0 && selfQueryDone !== undefined) {
+      if (!(await selfQueryDone)) this.log('initial self-lookup did not finish within the boot timeout')
+    } else if (connected > 0) {
       try {
         for await (const _ of dht.getClosestPeers(this.libp2p.peerId.toMultihash().bytes, { signal })) {
           // draining the query is what fills the routing table
         }
       } catch (err) {
-        this.log('first self-lookup ended early: %s', (err as Error).message)
+        this.log('self-lookup ended early: %s', (err as Error).message)
       }
     }
     return { connected, configured, routingTable: routingTableSize(dht), failures: [...failures].slice(0, 8).map(([addr, why]) => `${addr}: ${why}`) }
   }
+}
+
+/** Resolves true at the next `type` event on `target`, false if `signal` aborts first. */
+function nextEvent(target: EventTarget, type: string, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (happened: boolean) => () => {
+      target.removeEventListener(type, onEvent)
+      signal.removeEventListener('abort', onAbort)
+      resolve(happened)
+    }
+    const onEvent = finish(true)
+    const onAbort = finish(false)
+    target.addEventListener(type, onEvent, { once: true })
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

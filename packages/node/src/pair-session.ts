@@ -332,7 +332,7 @@ export class PairSession {
         const meta = this.slot.ingestMeta(this.id, group[group.length - 1]!.frame, { seq: last.entry.seq, cid: last.cid })
         const registered = meta.length > 1
         const addrs = this.slot.addrs
-        const validate = this.slot.validate
+        const validate = this.slot.validator()
         const result = await this.slot.log.ingest(blocks, validate === undefined ? { meta } : { meta, validate: strictValidator(validate) })
         if (registered) this.slot.markRegistered(addrs)
         this.slot.counters.entriesIn += result.added.length

@@ -108,7 +108,7 @@ export interface PairSessionsOptions {
   store: Store
   /** The pair log instance to use for `pair` (one per store and pair). Default: opened here and closed on stop. */
   logFor?: (pair: PairDescriptor) => PairLog | Promise<PairLog>
-  /** Validator run on each batch of counterparty entries before it is stored (the deal reducer). */
+  /** The validator for `pair`, asked before each batch of counterparty entries is stored (the deal reducer); undefined: none. */
   validate?: (pair: PairDescriptor) => IngestValidator | undefined
   /** Whether to serve a pair a peer opens that is not registered here. Default: refuse. */
   accept?: (pair: PairDescriptor, remote: PeerIdString) => boolean | Promise<boolean>
@@ -333,7 +333,7 @@ export class PairSessions {
         const slot = new PairSlot(log, this.#store, {
           ...(opts.addrs === undefined ? {} : { addrs: opts.addrs }),
           storedAddrs: opts.storedAddrs ?? null,
-          validate: this.#validate?.(pair),
+          validator: () => this.#validate?.(pair),
         })
         slot.wanted = opts.wanted ?? true
         this.#slots.set(key, slot)

@@ -84,7 +84,8 @@ export class PairSlot {
   readonly other: PartyRole
   readonly log: PairLog
   readonly store: Store
-  validate: IngestValidator | undefined
+  /** The pair's validator for the next batch (asked anew each time: it may appear once the app's deal engine runs). */
+  readonly validator: () => IngestValidator | undefined
   /** Redial while wanted. */
   wanted = true
   addrs: string[]
@@ -110,7 +111,7 @@ export class PairSlot {
   readonly #closers = new Set<(err: Error) => void>()
   readonly #unsubscribe: () => void
 
-  constructor(log: PairLog, store: Store, opts: { addrs?: string[]; storedAddrs?: string[] | null; validate?: IngestValidator | undefined }) {
+  constructor(log: PairLog, store: Store, opts: { addrs?: string[]; storedAddrs?: string[] | null; validator?: () => IngestValidator | undefined }) {
     this.log = log
     this.store = store
     this.pair = log.pair
@@ -122,7 +123,7 @@ export class PairSlot {
     this.other = otherRole(log.role)
     this.addrs = opts.addrs ?? []
     this.storedAddrs = opts.storedAddrs ?? null
-    this.validate = opts.validate
+    this.validator = opts.validator ?? (() => undefined)
     this.#unsubscribe = log.subscribe((event) => {
       // Remote entries: the session signals the change once its own bookkeeping is done.
       if (event.origin === 'local') {

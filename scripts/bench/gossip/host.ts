@@ -13,8 +13,8 @@ import { createTallyNode, localNetwork, observationTopic, observationTopics, reg
 const nodes: TallyNode[] = []
 const subjects: PeerIdString[] = Array.from({ length: 64 }, () => Identity.generate().peerId)
 const seqs = new Map<TallyNode, number>()
-/** key `${monitor}#${seq}` -> publish time (ms, shared wall clock with sub-ms resolution). */
-let sent = new Map<string, number>()
+/** key `${monitor}#${seq}` -> [publish time (ms, shared wall clock with sub-ms resolution), topic]. */
+let sent = new Map<string, [number, string]>()
 /** key -> [last receipt time, receipts] */
 let received = new Map<string, [number, number]>()
 let cpuMark = process.cpuUsage()
@@ -63,11 +63,21 @@ function observation(node: TallyNode): { topic: string; bytes: Uint8Array; key: 
   return { topic: observationTopic(subject), bytes: encode(doc), key: `${node.peerId}#${seq}` }
 }
 
-async function add(bootstrap: string[]): Promise<TallyNode> {
+/** Node `index` (network-wide) follows `count` of the shards, round-robin, so each shard has the same number of subscribers. */
+function shardsOf(index: number, count: number): string[] {
+  const all = observationTopics()
+  return Array.from({ length: count }, (_, j) => all[(index * count + j) % all.length]!)
+}
+
+const subscribed = new Map<TallyNode, string[]>()
+
+async function add(bootstrap: string[], index: number, shardsPerNode: number): Promise<TallyNode> {
   const node = await createTallyNode({ identity: Identity.generate(), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, network: { ...localNetwork(), pingIntervalMs: PING_INTERVAL_MS }, bootTimeoutMs: 20_000 })
+  const topics = shardsOf(index, shardsPerNode)
+  const mine = new Set(topics)
   registerObservationValidator(node.gossip, {
-    onAccept: (obs) => {
-      if (obs.by === node.peerId) return
+    onAccept: (obs, _bytes, ctx) => {
+      if (obs.by === node.peerId || !mine.has(ctx.topic)) return
       const key = `${obs.by}#${obs.body.seq}`
       const t = clock()
       const r = received.get(key)
@@ -78,7 +88,8 @@ async function add(bootstrap: string[]): Promise<TallyNode> {
       }
     },
   })
-  for (const topic of observationTopics()) node.gossip.subscribe(topic, () => {})
+  for (const topic of topics) node.gossip.subscribe(topic, () => {})
+  subscribed.set(node, topics)
   nodes.push(node)
   return node
 }
@@ -86,14 +97,16 @@ async function add(bootstrap: string[]): Promise<TallyNode> {
 const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
   async start(args) {
     const count = args['count'] as number
+    const offset = args['offset'] as number
+    const shardsPerNode = args['shardsPerNode'] as number
     const bootstrap = args['bootstrap'] as string[]
     let first = 0
     if (bootstrap.length === 0) {
-      bootstrap.push(loopback(await add([])))
+      bootstrap.push(loopback(await add([], offset, shardsPerNode)))
       first = 1
     }
-    for (let i = first; i < count; i += 4) await Promise.all(Array.from({ length: Math.min(4, count - i) }, () => add(bootstrap)))
-    return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId) }
+    for (let i = first; i < count; i += 4) await Promise.all(Array.from({ length: Math.min(4, count - i) }, (_, j) => add(bootstrap, offset + i + j, shardsPerNode)))
+    return { addrs: nodes.map(loopback), subscriptions: nodes.map((n) => [n.peerId, subscribed.get(n)]) }
   },
 
   /** One self-lookup per node so routing tables (and connections) fill, then the smallest mesh over nodes and topics. */
@@ -112,7 +125,7 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
 
   async mesh() {
     let min = Number.POSITIVE_INFINITY
-    for (const node of nodes) for (const topic of observationTopics()) min = Math.min(min, node.gossip.meshPeers(topic).length)
+    for (const node of nodes) for (const topic of subscribed.get(node) ?? []) min = Math.min(min, node.gossip.meshPeers(topic).length)
     const connections = nodes.reduce((s, n) => s + n.libp2p.getConnections().length, 0) / nodes.length
     return { meshMin: min, connectionsAvg: connections }
   },
@@ -138,7 +151,7 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
                 const node = nodes[index]!
                 const { topic, bytes, key } = observation(node)
                 payloadBytes = bytes.byteLength
-                sent.set(key, clock())
+                sent.set(key, [clock(), topic])
                 node.gossip.publish(topic, bytes).then(
                   () => resolve(),
                   () => resolve(),
