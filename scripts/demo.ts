@@ -191,7 +191,7 @@ async function main(): Promise<void> {
   const summaryLine = consumer.stdout.find((l) => l.startsWith('{"deals"'))
   if (code !== 0 || summaryLine === undefined) throw new Error(`consumer failed (exit ${code}); see ${join(consumerDir, 'log.txt')}`)
   const summary = JSON.parse(summaryLine) as {
-    deals: { deal: string; provider: string; jurisdiction: string; status: string; epochs: Record<string, number>; paid: number; price: { asset: string }; disputes: { id: string; epochs: number[]; status: string; reason: string; rulings: { arbiter: string; toProvider: number; collateralToConsumer: number }[] }[] }[]
+    deals: { deal: string; provider: string; jurisdiction: string; status: string; epochs: Record<string, number>; paid: number; price: { asset: string } | null; disputes: { id: string; epochs: number[]; status: string; reason: string; rulings: { arbiter: string; toProvider: number; collateralToConsumer: number }[] }[] }[]
     exports: { file: string; provider: string; verified: boolean }[]
     report: string
   }
@@ -231,7 +231,7 @@ async function main(): Promise<void> {
       epochsDisputed: d.epochs['disputed'] ?? 0,
       epochsNotPerformed: d.epochs['notPerformed'] ?? 0,
       paid: d.paid,
-      asset: d.price.asset,
+      asset: d.price?.asset ?? '',
     })),
     disputes: summary.deals.flatMap((d) =>
       d.disputes.map((x) => ({ deal: d.deal, provider: d.provider, epochs: x.epochs, status: x.status, reason: x.reason, rulings: x.rulings })),

@@ -137,7 +137,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export async function run(opts: { json: boolean; quick: boolean }): Promise<BenchResult[]> {
   const total = 50
-  const hostCount = Math.max(1, Number(process.env['BENCH_GOSSIP_HOSTS'] ?? 2))
+  const hostCount = Math.max(1, Number(process.env['BENCH_GOSSIP_HOSTS'] ?? 5))
   const ratePerSecond = 20
   const monitors = 10
   const durationMs = opts.quick ? 6_000 : 20_000
@@ -154,7 +154,9 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     type Started = { addrs: string[]; subscriptions: [string, string[]][] }
     const first = await hosts[0]!.call<Started>('start', { count: sizes[0], offset: 0, shardsPerNode, bootstrap: [] })
     const seed = first.addrs[0]!
-    const rest = await Promise.all(hosts.slice(1).map((h, i) => h.call<Started>('start', { count: sizes[i + 1], offset: offsets[i + 1], shardsPerNode, bootstrap: [seed] })))
+    const rest = await Promise.all(
+      hosts.slice(1).map((h, i) => h.call<Started>('start', { count: sizes[i + 1], offset: offsets[i + 1], shardsPerNode, bootstrap: [seed] })),
+    )
     const subscribers = new Map<string, Set<string>>()
     for (const started of [first, ...rest]) {
       for (const [peer, topics] of started.subscriptions) {
@@ -239,10 +241,34 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     const rttP50 = percentile(rtt, 50)
     const rttP99 = percentile(rtt, 99)
     return [
-      { name: 'gossip.last.p50', value: percentile(latencies, 50), unit: 'ms', limit: { name: 'tcp loopback rtt p50', value: rttP50, unit: 'ms' }, target: { op: '<=', value: 60 } },
-      { name: 'gossip.last.p99', value: percentile(latencies, 99), unit: 'ms', limit: { name: 'tcp loopback rtt p99', value: rttP99, unit: 'ms' }, target: { op: '<=', value: 300 } },
-      { name: 'gossip.delivered', value: deliveredPct, unit: '%', limit: { name: 'every subscriber', value: 100, unit: '%' }, target: { op: '>=', value: 100 } },
-      { name: 'gossip.loop_lag.p99', value: lagP99, unit: 'ms', limit: { name: 'same hosts idle p99', value: idleLagP99, unit: 'ms' }, target: { op: '<=', value: 20 } },
+      {
+        name: 'gossip.last.p50',
+        value: percentile(latencies, 50),
+        unit: 'ms',
+        limit: { name: 'tcp loopback rtt p50', value: rttP50, unit: 'ms' },
+        target: { op: '<=', value: 60 },
+      },
+      {
+        name: 'gossip.last.p99',
+        value: percentile(latencies, 99),
+        unit: 'ms',
+        limit: { name: 'tcp loopback rtt p99', value: rttP99, unit: 'ms' },
+        target: { op: '<=', value: 300 },
+      },
+      {
+        name: 'gossip.delivered',
+        value: deliveredPct,
+        unit: '%',
+        limit: { name: 'every subscriber', value: 100, unit: '%' },
+        target: { op: '>=', value: 100 },
+      },
+      {
+        name: 'gossip.loop_lag.p99',
+        value: lagP99,
+        unit: 'ms',
+        limit: { name: 'same hosts idle p99', value: idleLagP99, unit: 'ms' },
+        target: { op: '<=', value: 20 },
+      },
       {
         name: 'gossip.cpu_per_msg',
         value: deliveries === 0 ? Number.NaN : cpuUs / deliveries,

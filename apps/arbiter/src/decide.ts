@@ -5,7 +5,7 @@
  * "Arbitration policy"; every figure is integer arithmetic over the
  * record, so the same record gives byte-identical rulings everywhere.
  */
-import type { CID, EntryBlock, Identity, PeerIdString } from '@tally/core'
+import { type CID, type EntryBlock, type Identity, type PeerIdString, toBlock } from '@tally/core'
 import {
   applyBp,
   BP_ONE,
@@ -136,7 +136,9 @@ export function judgeDispute(state: PairState, blocks: ReadonlyMap<string, Entry
   if (stage !== null) return stage
 
   const mine = requestsOf(deal, dispute, blocks, ctx.arbiter)
-  const open = mine.find((r) => r.status === 'open')
+  // Both parties may relay the same request document: any copy answered or timed out settles it.
+  const settled = new Set(mine.filter((r) => r.status !== 'open').map((r) => r.doc))
+  const open = mine.find((r) => r.status === 'open' && !settled.has(r.doc))
   if (open !== undefined) {
     return refusal(
       'evidence-pending',
@@ -147,7 +149,7 @@ export function judgeDispute(state: PairState, blocks: ReadonlyMap<string, Entry
   const findings: EpochFinding[] = []
   const silent: number[] = []
   for (const e of dispute.epochs) {
-    const f = judgeEpoch(deal, e, blocks, mine.length > 0)
+    const f = judgeEpoch(deal, e, blocks, settled.size > 0)
     if (f === 'ask') silent.push(e)
     else findings.push(f)
   }
@@ -190,15 +192,19 @@ function stageProblem(dispute: DisputeState, appeal: boolean): Judgement | null 
   return null
 }
 
+/** A relayed evidence request and the CID of the document it relays. */
+type RelayedRequest = EvidenceRequestState & { doc: string }
+
 /** Evidence requests of this dispute that `arbiter` signed (one stage's), in log order. */
-function requestsOf(deal: DealState, dispute: DisputeState, blocks: ReadonlyMap<string, EntryBlock>, arbiter: PeerIdString): EvidenceRequestState[] {
+function requestsOf(deal: DealState, dispute: DisputeState, blocks: ReadonlyMap<string, EntryBlock>, arbiter: PeerIdString): RelayedRequest[] {
   const key = dispute.id.toString()
-  const out: EvidenceRequestState[] = []
+  const out: RelayedRequest[] = []
   for (const [cid, r] of deal.requests.entries()) {
     if (r.dispute !== key) continue
     const body = blocks.get(cid)?.entry.body as { request?: unknown } | undefined
     try {
-      if (decodeEvidenceRequest(body?.request).by === arbiter) out.push(r)
+      const doc = decodeEvidenceRequest(body?.request)
+      if (doc.by === arbiter) out.push({ ...r, doc: toBlock(doc).cid.toString() })
     } catch {
       // The reducer accepted the entry, so its document verifies; an unreadable one is not ours.
     }
@@ -207,7 +213,7 @@ function requestsOf(deal: DealState, dispute: DisputeState, blocks: ReadonlyMap<
 }
 
 /** The evidence-answer entries answering `requests`. */
-function answersTo(requests: readonly EvidenceRequestState[], blocks: ReadonlyMap<string, EntryBlock>): CID[] {
+function answersTo(requests: readonly RelayedRequest[], blocks: ReadonlyMap<string, EntryBlock>): CID[] {
   if (requests.length === 0) return []
   const wanted = new Set(requests.map((r) => r.cid.toString()))
   const out: CID[] = []

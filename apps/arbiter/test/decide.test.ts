@@ -83,8 +83,9 @@ describe('decideCase: arbitration policy v1 over a real record', () => {
     expect(asked.request.body).toMatchObject({ party: 'provider', issuedAt: now, deadline: now + 30_000 })
     expect(asked.request.body.question).toMatch(/epoch 1/)
 
-    // Relayed but unanswered: the arbiter waits.
+    // Relayed (by both parties: two copies of one document) but unanswered: the arbiter waits.
     const req = await s.append('consumer', 'evidence-request', buildEvidenceRequest(deal, asked.request), endOf(1) + 300)
+    await s.append('provider', 'evidence-request', buildEvidenceRequest(deal, asked.request), endOf(1) + 310)
     expect(await decideCase(await s.record(), c, ctx(now + 1000))).toMatchObject({ type: 'refusal', code: 'evidence-pending' })
 
     // The provider attaches two contract monitors' late observations (up) and answers naming them.
@@ -100,6 +101,8 @@ describe('decideCase: arbitration policy v1 over a real record', () => {
       ),
       endOf(1) + 500,
     )
+    // One copy answered settles the request; the other copy still open does not hold the case up.
+    expect(s.deal(deal).openRequests).toHaveLength(1)
     const d = ruled(await decideCase(await s.record(), c, ctx(now + 2000)))
     expect(d.ruling.body.award.toProvider.amount).toBe(1000)
     expect(d.ruling.body.award.collateralToConsumer.amount).toBe(0)

@@ -234,6 +234,7 @@ describe('Monitor in-process', () => {
       )
       expect(await waitFor(() => monitor.counters.warrantsIssued === 1)).toBe(true)
       expect(monitor.warrants.registry.standing(rogue.peerId)).toBeDefined()
+      expect(monitor.counters.observationsDropped).toBeGreaterThan(0)
       // the party, one hop further, learns of it over the warrant topic
       expect(await waitFor(() => partyWarrants.registry.standing(rogue.peerId) !== undefined)).toBe(true)
     } finally {

@@ -1,5 +1,5 @@
 import { mkdir, readFile } from 'node:fs/promises'
-import { decode, decodeCredential, type Credential } from '@tally/core'
+import { decode, decodeCredential, type Credential, issueCredential } from '@tally/core'
 import { ControlServer, type Log, Metrics, relativeTo } from '@tally/daemon'
 import { attestHardware } from '@tally/executor'
 import { createExplorerHandler, storeSource } from '@tally/explorer'
@@ -73,6 +73,13 @@ export class ProviderDaemon {
 
   async #announce(credentials: Credential[]): Promise<void> {
     const o = this.config.settings.offer
+    if (credentials.length === 0) {
+      // No credential from an issuer: present a self-issued one, which readers admit only if their policy says `self`.
+      const now = Date.now()
+      credentials.push(
+        issueCredential(this.peer.identity, { subject: this.peer.peerId, roles: ['provider'], jurisdiction: o.jurisdiction, scope: {}, notBefore: now - 60_000, notAfter: now + o.validForMs }),
+      )
+    }
     const facts = await attestHardware()
     const hwClass = o.hardware.class === 'auto' ? facts.hardwareClass : o.hardware.class
     const body: OfferBody = {

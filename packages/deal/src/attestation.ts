@@ -4,7 +4,7 @@ import { type Identity, type SignedDocument, schema, signDocument, verifyDocumen
 /** Document type of the provider's signed hardware attestation. */
 export const ATTESTATION_TYPE = 'attestation'
 /** `gpu.<model>` or `cpu.<arch>`, as @tally/executor derives it from real probes. */
-export const HARDWARE_CLASS = /^(gpu|cpu)\.[a-z0-9_]{1,32}$/
+export const HARDWARE_CLASS = /^(gpu|cpu)\.[a-z0-9_-]{1,32}$/
 export const hardwareClass = z.string().regex(HARDWARE_CLASS, 'expected a hardware class such as gpu.h100 or cpu.x86_64')
 /** Where each fact came from: a real probe, or only the operator's word. */
 export const factSource = z.enum(['nvidia-smi', 'procfs', 'declared'])

@@ -10,13 +10,13 @@ const SHA256_CODE = 0x12
 
 /**
  * Hardware class: lowercase dotted words, kind first (`gpu.h100`,
- * `gpu.rtx4090`, `cpu.x86-64`). No `/` or `=`, so a capability key is
+ * `gpu.rtx4090`, `cpu.x86_64`). No `/` or `=`, so a capability key is
  * unambiguous to split.
  */
 export const hardwareClass = z
   .string()
   .max(64)
-  .regex(/^[a-z0-9][a-z0-9-]*(\.[a-z0-9][a-z0-9-]*){0,3}$/, 'expected a hardware class such as gpu.h100')
+  .regex(/^[a-z0-9][a-z0-9_-]*(\.[a-z0-9][a-z0-9_-]*){0,3}$/, 'expected a hardware class such as gpu.h100')
 
 export interface CapabilityQuery {
   hardwareClass?: string

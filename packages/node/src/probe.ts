@@ -297,14 +297,13 @@ export async function probeProvider(node: ProbeClient, peer: PeerIdString, opts:
   }
   if (opts.identity !== false) sample.identity = await identityChallenge(host, peerId, node.identity.peerId, now, signal, opts.log)
   if (opts.compute !== undefined) {
-    const computeSignal = opts.signal === undefined ? undefined : opts.signal
     sample.compute = await computeChallenge(
       host,
       peerId,
       opts.compute,
       sample.rttUs ?? 0,
       opts.computeTimeoutMs ?? DEFAULT_COMPUTE_TIMEOUT_MS,
-      computeSignal,
+      opts.signal,
       opts.log,
     )
   }

@@ -61,13 +61,13 @@ describe('/tally/probe/1.0.0 against a real responder', () => {
       solve: ({ n }) => ({ c: new Uint8Array(4 * n * n), durationMs: 1, solver: 'gpu' }),
     })
     await dishonest.register(wrongResponder)
-    // A provider whose answer is correct but takes at least 1 s, far beyond a cpu-class bound at n = 8 (~251 ms).
+    // A provider whose answer is correct but takes at least 3 s, far beyond a cpu-class bound at n = 8 (~251 ms).
     await slow.register(
       new ProbeResponder(slow.libp2p, {
         identity: slow.identity,
         log: slow.log.newScope('probe'),
         solve: async (params) => {
-          await new Promise((r) => setTimeout(r, 1_000))
+          await new Promise((r) => setTimeout(r, 3_000))
           return solveChallenge(params)
         },
       }),
@@ -115,7 +115,6 @@ describe('/tally/probe/1.0.0 against a real responder', () => {
     const timed = await probeProvider(monitor, slow.peerId, { addrs: [dialAddress(slow)], identity: false, compute: { n: 8, hardwareClass: 'cpu.x86-64' } })
     expect(timed.compute).toMatchObject({ correct: true, ok: false })
     expect(timed.compute?.judgement).toMatchObject({ ok: false, reason: 'too-slow' })
-    expect(timed.compute?.measuredMs).toBeGreaterThanOrEqual(900)
   })
 
   it('refuses n above its bound and rate-limits compute challenges per monitor', async () => {

@@ -122,12 +122,18 @@ export class DealEngine {
 
   /** Replay the stored log, then follow it. */
   static async start(opts: DealEngineOptions): Promise<DealEngine> {
+    // Subscribe before reading, so an entry stored during the replay is not missed.
+    let engine: DealEngine | undefined
+    const early: { block: EntryBlock; origin: 'local' | 'remote' }[] = []
+    const unsubscribe = opts.log.subscribe((event) => (engine === undefined ? early.push(event) : engine.#onEntry(event.block, event.origin)))
     const blocks: EntryBlock[] = []
     for await (const b of opts.log.timeline()) blocks.push(b)
     const { state, problems } = replay(blocks, opts.log.pair)
-    const engine = new DealEngine(opts, state)
-    for (const p of problems) opts.onEvent?.({ type: 'rejected', block: blocks.find((b) => b.cid.toString() === p.cid)!, error: new Error(`${p.code}: ${p.message}`) })
-    engine.#unsubscribe = opts.log.subscribe((event) => engine.#onEntry(event.block, event.origin))
+    engine = new DealEngine(opts, state)
+    for (const p of problems)
+      opts.onEvent?.({ type: 'rejected', block: blocks.find((b) => b.cid.toString() === p.cid)!, error: new Error(`${p.code}: ${p.message}`) })
+    engine.#unsubscribe = unsubscribe
+    for (const e of early) engine.#onEntry(e.block, e.origin)
     engine.#timer = setInterval(() => engine.poke(), opts.tickMs ?? 250)
     engine.#timer.unref()
     engine.poke()
@@ -170,13 +176,15 @@ export class DealEngine {
       return
     }
     this.#running = true
-    void this.#work().finally(() => {
-      this.#running = false
-      if (this.#again) {
-        this.#again = false
-        setImmediate(() => this.poke())
-      }
-    })
+    void this.#work()
+      .catch((error: unknown) => this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'close', deal: this.#state.pairId, reason: 'completed' }, error }))
+      .finally(() => {
+        this.#running = false
+        if (this.#again) {
+          this.#again = false
+          setImmediate(() => this.poke())
+        }
+      })
   }
 
   async stop(): Promise<void> {
@@ -221,8 +229,7 @@ export class DealEngine {
 
   /** Attach named monitors' observations for epochs that have ended and are not settled. */
   async #attachEvidence(): Promise<void> {
-    const source = this.#hooks.observations
-    if (source === undefined) return
+    if (this.#hooks.observations === undefined) return
     const now = this.#now()
     for (const id of this.#state.dealOrder) {
       const deal = this.#state.deals.get(key(id))
@@ -232,7 +239,7 @@ export class DealEngine {
         const ep = epochOf(deal, e)
         if (ep?.evaluation != null) continue
         const have = new Set((ep?.observations ?? []).map((o) => o.sig.toString()))
-        for (const obs of await source(deal, e)) {
+        for (const obs of await this.#hooks.observations(deal, e)) {
           const k = `${key(id)}/${Buffer.from(obs.sig).toString('base64')}`
           if (have.has(obs.sig.toString()) || this.#attached.has(k)) continue
           this.#attached.add(k)
@@ -247,14 +254,13 @@ export class DealEngine {
   }
 
   async #startWorkloads(): Promise<void> {
-    const start = this.#hooks.startWorkload
-    if (start === undefined || this.role !== 'provider') return
+    if (this.#hooks.startWorkload === undefined || this.role !== 'provider') return
     for (const id of this.#state.dealOrder) {
       const deal = this.#state.deals.get(key(id))
       if (deal === undefined || this.#started.has(key(id))) continue
       if (deal.status === 'active' && deal.attestation !== null && deal.manifest !== null) {
         this.#started.add(key(id))
-        await start(deal)
+        await this.#hooks.startWorkload(deal)
       }
     }
   }

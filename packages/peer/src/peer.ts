@@ -53,10 +53,8 @@ export class TallyPeer {
       node,
       store,
       logFor: (pair) => this.pairLog(pair),
-      validate: (pair) => {
-        const engine = this.#engines.get(pairIdOf(pair).toString())
-        return engine === undefined ? undefined : (added) => engine.validate(added)
-      },
+      // Every batch of the counterparty's entries must be legal transitions before it is stored.
+      validate: (pair) => async (added) => (await this.engine(pair)).validate(added),
       accept: (pair, remote) => opts.acceptPair?.(pair, remote) ?? false,
       onEvent: (e) => {
         if (e.type === 'cut-off') this.log.warn('pair session cut off', { peer: e.peer, code: e.code, reason: e.message })
@@ -170,7 +168,11 @@ export class TallyPeer {
   /** Subscribe to the provider's observation shard for a deal's named monitors. */
   async watchDeal(deal: DealState, provider: PeerIdString): Promise<void> {
     if (deal.terms === null) return
-    await this.intake.watch(deal.key, provider, deal.terms.rule.monitors.map((m) => m.peer))
+    await this.intake.watch(
+      deal.key,
+      provider,
+      deal.terms.rule.monitors.map((m) => m.peer),
+    )
   }
 
   #pairOfDeal(deal: DealState): PairDescriptor | undefined {

@@ -107,7 +107,10 @@ export class ProviderHooks implements EngineHooks {
     const wallMs = Math.max(1, Math.min(manifest.limits.wallMs, dealEnd - now))
     const sample = Math.max(100, Math.min(1000, Math.floor(t.epochMs / 4)))
     const run = await startRun(
-      runSpecFromManifest({ ...manifest, limits: { ...manifest.limits, wallMs } }, { id: deal.key, baseDir: this.#opts.workDir, epochMs: sample, graceMs: 1000 }),
+      runSpecFromManifest(
+        { ...manifest, limits: { ...manifest.limits, wallMs } },
+        { id: deal.key, baseDir: this.#opts.workDir, epochMs: sample, graceMs: 1000 },
+      ),
     )
     this.#runs.set(deal.key, run)
     this.#opts.log.info('workload started', { deal: deal.key, pid: run.pid, command: manifest.command.join(' ') })

@@ -32,7 +32,7 @@ export interface DealView {
 }
 
 export function dealView(state: PairState, deal: DealState): DealView {
-  const t = deal.terms
+  const t = deal.terms ?? deal.offers.at(-1)?.terms ?? null
   const verdicts: DealView['verdicts'] = []
   for (const [, ep] of deal.epochs.entries()) {
     if (ep.evaluation !== null) verdicts.push({ epoch: ep.epoch, verdict: ep.evaluation.verdict, amount: ep.evaluation.amount })
@@ -64,7 +64,12 @@ export function dealView(state: PairState, deal: DealState): DealView {
         epochs: [...d.epochs],
         reason: d.reason,
         status: d.status,
-        rulings: d.rulings.map((r) => ({ arbiter: r.arbiter, toProvider: r.toProvider, collateralToConsumer: r.collateralToConsumer, appeal: r.appealOf !== null })),
+        rulings: d.rulings.map((r) => ({
+          arbiter: r.arbiter,
+          toProvider: r.toProvider,
+          collateralToConsumer: r.collateralToConsumer,
+          appeal: r.appealOf !== null,
+        })),
       }
     }),
     certified: { provider: deal.certificates.provider !== null, consumer: deal.certificates.consumer !== null },

@@ -8,7 +8,14 @@ import '@tally/core'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { encode, Identity, type PeerIdString } from '@tally/core'
 import { signObservation } from '../../../packages/deal/src/index.ts'
-import { createTallyNode, localNetwork, observationTopic, observationTopics, registerObservationValidator, type TallyNode } from '../../../packages/node/src/index.ts'
+import {
+  createTallyNode,
+  localNetwork,
+  observationTopic,
+  observationTopics,
+  registerObservationValidator,
+  type TallyNode,
+} from '../../../packages/node/src/index.ts'
 
 const nodes: TallyNode[] = []
 const subjects: PeerIdString[] = Array.from({ length: 64 }, () => Identity.generate().peerId)
@@ -72,7 +79,13 @@ function shardsOf(index: number, count: number): string[] {
 const subscribed = new Map<TallyNode, string[]>()
 
 async function add(bootstrap: string[], index: number, shardsPerNode: number): Promise<TallyNode> {
-  const node = await createTallyNode({ identity: Identity.generate(), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap, network: { ...localNetwork(), pingIntervalMs: PING_INTERVAL_MS }, bootTimeoutMs: 20_000 })
+  const node = await createTallyNode({
+    identity: Identity.generate(),
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap,
+    network: { ...localNetwork(), pingIntervalMs: PING_INTERVAL_MS },
+    bootTimeoutMs: 20_000,
+  })
   const topics = shardsOf(index, shardsPerNode)
   const mine = new Set(topics)
   registerObservationValidator(node.gossip, {
@@ -105,7 +118,8 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
       bootstrap.push(loopback(await add([], offset, shardsPerNode)))
       first = 1
     }
-    for (let i = first; i < count; i += 4) await Promise.all(Array.from({ length: Math.min(4, count - i) }, (_, j) => add(bootstrap, offset + i + j, shardsPerNode)))
+    for (let i = first; i < count; i += 4)
+      await Promise.all(Array.from({ length: Math.min(4, count - i) }, (_, j) => add(bootstrap, offset + i + j, shardsPerNode)))
     return { addrs: nodes.map(loopback), subscriptions: nodes.map((n) => [n.peerId, subscribed.get(n)]) }
   },
 

@@ -113,6 +113,25 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
     return { samples }
   },
 
+  /** The pair log's own ingest of the entries held here (batches of 512, fresh LevelDB, no network): what catch-up can reach at best. */
+  async ingestFloor(args) {
+    const pair = args['pair'] as PairDescriptor
+    const held = await logFor(pair)
+    const other = held.role === 'provider' ? 'consumer' : 'provider'
+    const blocks: Uint8Array[] = []
+    for await (const { cid } of held.cids(other)) blocks.push((await store!.getBlock(cid))!)
+    const fresh = await LevelStore.open(join(args['dir'] as string, 'floor-db'))
+    const log = await PairLog.open(fresh, pair, node!.identity)
+    try {
+      const t = performance.now()
+      for (let i = 0; i < blocks.length; i += 512) await log.ingest(blocks.slice(i, i + 512))
+      return { rate: blocks.length / ((performance.now() - t) / 1000) }
+    } finally {
+      await log.close()
+      await fresh.close()
+    }
+  },
+
   /** CPU time this process has used, ms. */
   async cpu() {
     const u = process.cpuUsage()
