@@ -41,6 +41,19 @@ const entries = {
 const local = { allowPrivateAddresses: true, allowList: ['/ip4/127.0.0.0/ipcidr/8'], gossipIpColocationWhitelist: ['127.0.0.0/8'] }
 const listen = ['/ip4/127.0.0.1/tcp/0']
 
+/** A free loopback port, so a restarted provider comes back where monitors and peers look for it. */
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net')
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolvePort(port))
+    })
+  })
+}
+
 async function prepare(name: string): Promise<{ dir: string; peerId: string }> {
   const dir = join(out, name)
   await mkdir(dir, { recursive: true })
@@ -72,7 +85,7 @@ async function main(): Promise<void> {
       ['provider-de', 'DE', 100],
       ['provider-us', 'US-CA', 120],
       ['provider-jp', 'JP', 110],
-    ].map(async ([name, jur, price]) => ({ ...(await prepare(name as string)), name: name as string, jur: jur as string, price: price as number })),
+    ].map(async ([name, jur, price]) => ({ ...(await prepare(name as string)), name: name as string, jur: jur as string, price: price as number, port: await freePort() })),
   )
   const consumerDir = join(out, 'consumer')
   await mkdir(consumerDir, { recursive: true })
@@ -88,7 +101,7 @@ async function main(): Promise<void> {
   const startProvider = async (p: (typeof provs)[number]) => {
     const file = await writeConfig(p.dir, {
       dataDir: 'data',
-      listen,
+      listen: [`/ip4/127.0.0.1/tcp/${p.port}`],
       bootstrap: [seedAddr],
       network: local,
       provider: {
@@ -146,7 +159,10 @@ async function main(): Promise<void> {
       '--export-dir', exportsDir,
       '--bootstrap', seedAddr,
       '--peer', dialable(arbReady),
-      '--deadline', '90000',
+      '--deadline', '150000',
+      // Long enough for the killed provider's usage claims to arrive before its epochs are judged.
+      '--evidence-grace-ms', '20000',
+      '--answer-ms', '40000',
     ],
     join(consumerDir, 'log.txt'),
   )

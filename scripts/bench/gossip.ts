@@ -2,7 +2,7 @@
  * `pnpm bench gossip`: signed observations over gossipsub in a 50-node
  * loopback network.
  *
- * Host processes (scripts/bench/gossip/host.ts; 2 by default, one per core,
+ * Host processes (scripts/bench/gossip/host.ts; 5 of 10 nodes by default,
  * BENCH_GOSSIP_HOSTS to change) run the nodes; all join through one seed,
  * settle (one self-lookup each). Each node follows 4 of the 16
  * observation shards (a party follows its counterparties' shards, not all;
@@ -19,7 +19,7 @@
  *   subscribers); limit 100 %.
  * - gossip.loop_lag.p99: event-loop delay of a host (monitorEventLoopDelay),
  *   the worst host; limit: the same hosts' p99 with the network idle. A
- *   host carries 25 nodes on one loop, so a node on its own sees less.
+ *   host carries 10 nodes on one loop, so a node on its own sees less.
  * - gossip.cpu_per_msg: CPU time of all hosts during the run divided by
  *   deliveries (publishing, relaying, heartbeats included); limit: one raw
  *   Ed25519 verify (node:crypto, cached key) of a 1 KiB message measured
@@ -180,6 +180,7 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     await Promise.all(hosts.map((h) => h.call('mark')))
     await sleep(3_000)
     const idle = await Promise.all(hosts.map((h) => h.call<Collected>('collect')))
+    log(`idle: CPU ${(idle.reduce((a, c) => a + c.cpuUs, 0) / 1e3 / Math.max(...idle.map((c) => c.wallMs))).toFixed(2)} cores, loop lag p99 ${Math.max(...idle.map((c) => c.lagP99Ms)).toFixed(1)} ms`)
 
     // Monitors spread over the hosts; tick k publishes from monitor k mod 10.
     const perHostMonitors = hosts.map((_, i) => Math.ceil(((i + 1) * monitors) / hostCount) - Math.ceil((i * monitors) / hostCount))

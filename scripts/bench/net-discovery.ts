@@ -2,23 +2,33 @@
  * `pnpm bench net`: capability discovery in a 50-node loopback network.
  *
  * Two host processes (scripts/bench/net/host.ts) run 25 nodes each, one per
- * core of this 2-core machine; all join through one seed and the network
- * settles (one self-lookup per node after the last joined, as the periodic
- * self-query would). Then, one at a time, a provider announces an offer
- * with a fresh hardware class (three capability keys provided in parallel)
- * and consumers in the other process look it up.
+ * core of this 2-core machine, with the default node config plus
+ * `localNetwork()`. The first host's nodes join through its first node,
+ * the second host's through three of them. The network then settles as a
+ * running one would within minutes (per node: a self-lookup and two
+ * random-key lookups, like the periodic self-query and routing-table
+ * refresh), and nothing is timed until new connections stop appearing.
+ * Then, one at a time, a provider provides a fresh capability key and
+ * consumers in the other process look it up.
  *
- * - net.discovery.provide.p50: announce() until every key's provide query
- *   has finished;
- * - net.discovery.find.p50/p95: findProviders() until the first provider
- *   is reported (dials to unconnected DHT peers included);
+ * - net.discovery.provide.p50: one key's provide (lookup of the k = 20
+ *   closest peers, then ADD_PROVIDER to each), dials included;
+ * - net.discovery.provide.cpu.p50: CPU both hosts spent on it, idle
+ *   background subtracted: the part of the latency contention cannot explain;
+ * - net.discovery.announce.p50: announce() of an offer (3 keys in parallel);
+ * - net.discovery.find.p50/p95: findProviders() until the first provider is
+ *   reported (a consumer among the 20 nodes holding the record answers
+ *   from its own store);
  * - net.rss.per_node: (host RSS with its nodes idle - host RSS with modules
  *   loaded and no node) / nodes, after GC;
- * - net.rr.p50: request/response on an open libp2p stream between the hosts.
+ * - net.rr.p50: request/response on an open libp2p stream between hosts.
  *
  * Limits measured in the same run: the libp2p request/response round trip
  * on an open stream (the floor of one DHT hop), and a raw node:net TCP
- * round trip on loopback (the floor under libp2p).
+ * round trip on loopback (the floor under libp2p). The log lines (stderr,
+ * table mode) give every sample, connection churn, host event-loop delay
+ * and the machine's load average, since other work on a shared host
+ * stretches every latency here.
  */
 import { type ChildProcess, fork } from 'node:child_process'
 import { createServer, connect, type Socket } from 'node:net'
@@ -146,7 +156,9 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     await new Promise((r) => setTimeout(r, 4_000))
     const idle1 = await cpu()
     const idleCpuPerMs = (totalCpu(idle1) - totalCpu(idle0)) / (performance.now() - idleStart)
-    log(`idle network: ${(idleCpuPerMs * 100).toFixed(0)} % of one core for 50 nodes; event-loop delay p99 ${idle1.map((c) => c.lagP99Ms.toFixed(0)).join('/')} ms`)
+    log(
+      `idle network: ${(idleCpuPerMs * 100).toFixed(0)} % of one core for 50 nodes; event-loop delay p99 ${idle1.map((c) => c.lagP99Ms.toFixed(0)).join('/')} ms`,
+    )
     const provideCpuMs: number[] = []
     const lags: number[] = []
 
@@ -180,7 +192,11 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     log(`provide ms: ${provideMs.map((x) => x.toFixed(0)).join(' ')}`)
     log(`provide CPU ms (both hosts, idle subtracted): ${provideCpuMs.map((x) => x.toFixed(0)).join(' ')}`)
     log(`host event-loop delay p99 during provides, ms: ${lags.map((x) => x.toFixed(0)).join(' ')}`)
-    log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')} (${cpus().length} cores)`)
+    log(
+      `load average at the end: ${loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')} (${cpus().length} cores)`,
+    )
     log(`announce ms: ${announceMs.map((x) => x.toFixed(0)).join(' ')}`)
     log(`find ms: ${findMs.map((x) => x.toFixed(0)).join(' ')}`)
     if (missed > 0) log(`finds that did not report the provider: ${missed}`)

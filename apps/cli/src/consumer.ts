@@ -32,13 +32,13 @@ export async function startConsumerPeer(dataDir: string, flags: NetworkFlags, lo
     log,
     addressBook: flags.peer ?? [],
     acceptPair: (pair) => pair.consumer === peer.peerId,
-    hooks: (p, pair) => {
+    hooks: (p) => {
       hooks ??= new ConsumerHooks({
         store: p.store,
         rail: new LedgerRail(),
         observations: (deal, epoch) => p.observationsFor(deal, epoch),
-        arbitrate: (deal, dispute, appeal) => p.arbitrate(pair, deal, dispute, appeal),
-        onActive: (deal) => p.watchDeal(deal, pair.provider),
+        arbitrate: (deal, dispute, appeal) => p.arbitrate(deal, dispute, appeal),
+        onActive: (deal) => p.watchDeal(deal),
       })
       return hooks
     },

@@ -44,7 +44,7 @@ export class ProviderDaemon {
           offer: () => this.offer,
           log: this.log.child('executor'),
           observations: (deal, epoch) => peer.observationsFor(deal, epoch),
-          onActive: (deal) => peer.watchDeal(deal, peer.peerId),
+          onActive: (deal) => peer.watchDeal(deal),
         })
         return hooks
       },

@@ -33,8 +33,13 @@ export const MAX_OBSERVATION_SHARDS = 4096
 export const DEFAULT_FRAME_TIMEOUT_MS = 10_000
 /** Waiting for the first byte of a reply: covers a busy peer that signs or reads its store before answering. */
 export const DEFAULT_REPLY_TIMEOUT_MS = 5_000
-/** Bytes buffered ahead of the reader, in frames: allows pipelining a few frames, bounds what a fast sender can pin. */
+/**
+ * Bytes buffered ahead of the reader: 4 frames, and at least 256 KiB (one
+ * yamux window) so bursts of small frames pass. yamux acknowledges data on
+ * arrival, so this bound, not flow control, is what limits a fast sender.
+ */
 export const DEFAULT_BUFFERED_FRAMES = 4
+export const MIN_BUFFERED_BYTES = 256 * 1024
 
 // ---- /tally/offer/1.0.0 ------------------------------------------------------
 

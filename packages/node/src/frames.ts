@@ -3,7 +3,7 @@ import type { AbortOptions, Logger, Stream } from '@libp2p/interface'
 import { byteStream, type ByteStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { z } from 'zod'
-import { DEFAULT_BUFFERED_FRAMES, DEFAULT_FRAME_TIMEOUT_MS } from './constants.ts'
+import { DEFAULT_BUFFERED_FRAMES, DEFAULT_FRAME_TIMEOUT_MS, MIN_BUFFERED_BYTES } from './constants.ts'
 import { FrameDecodeError, FrameTimeoutError, FrameTooLargeError, RateLimitedError, StreamEndedError, UnexpectedMessageError } from './errors.ts'
 import type { PeerRateLimiter } from './rate-limit.ts'
 
@@ -20,7 +20,7 @@ export interface FrameStreamOptions {
    * protocols pass their reply timeout.
    */
   idleTimeoutMs?: number
-  /** Bytes buffered ahead of the reader; default 4 frames. Overflow aborts the stream. */
+  /** Bytes buffered ahead of the reader; default 4 frames, at least 256 KiB. Overflow aborts the stream (`FrameTooLargeError`). */
   maxBufferedBytes?: number
   /**
    * Inbound frame allowance shared per peer: a frame beyond it aborts the
@@ -94,7 +94,7 @@ export class FrameStream {
     this.#maxLengthBytes = varintLength(opts.maxFrameBytes)
     this.#rate = opts.frameRate
     this.#log = opts.log ?? stream.log
-    const maxBufferSize = opts.maxBufferedBytes ?? DEFAULT_BUFFERED_FRAMES * (opts.maxFrameBytes + this.#maxLengthBytes)
+    const maxBufferSize = opts.maxBufferedBytes ?? Math.max(MIN_BUFFERED_BYTES, DEFAULT_BUFFERED_FRAMES * (opts.maxFrameBytes + this.#maxLengthBytes))
     this.#bytes = byteStream(stream, { maxBufferSize })
   }
 

@@ -12,7 +12,7 @@ import {
   OFFER_REQUEST_MAX_BYTES,
   OFFER_REQUEST_TIMEOUT_MS,
 } from './constants.ts'
-import { FrameDecodeError, NoOfferError, RemoteError, UnexpectedMessageError } from './errors.ts'
+import { FrameDecodeError, InvalidOfferError, NoOfferError, RemoteError, UnexpectedMessageError } from './errors.ts'
 import type { Offer, VerifiedOffer } from './offer.ts'
 import { verifyOffer } from './offer.ts'
 import { handleProtocol, type ProtocolHandle, type ProtocolHost, requestResponse } from './protocol.ts'
@@ -53,11 +53,13 @@ export class OfferServer {
     return this.#offer
   }
 
-  /** Serve `offer` from now on (undefined: answer no-offer). The caller has checked it. */
+  /** Serve `offer` from now on (undefined: answer no-offer). The caller has checked it; only its encoded size is checked here. */
   setOffer(offer: Offer | undefined): void {
-    this.#offer = offer
     const response = encode(offer === undefined ? { type: 'no-offer' } : { type: 'offer', offer })
-    if (response.byteLength > OFFER_MAX_BYTES) throw new RangeError(`offer encodes to ${response.byteLength} bytes, limit ${OFFER_MAX_BYTES}`)
+    if (response.byteLength > OFFER_MAX_BYTES) {
+      throw new InvalidOfferError(`offer encodes to ${response.byteLength} bytes, limit ${OFFER_MAX_BYTES}`, { code: 'schema', size: response.byteLength })
+    }
+    this.#offer = offer
     this.#response = response
   }
 
@@ -73,7 +75,13 @@ export class OfferServer {
         this.stats.served++
       },
       {
-        frames: { maxFrameBytes: OFFER_REQUEST_MAX_BYTES, maxWriteFrameBytes: OFFER_MAX_BYTES, frameTimeoutMs: OFFER_REQUEST_TIMEOUT_MS },
+        // A client sends one tiny request, so nothing beyond a few of them is ever buffered for it.
+        frames: {
+          maxFrameBytes: OFFER_REQUEST_MAX_BYTES,
+          maxWriteFrameBytes: OFFER_MAX_BYTES,
+          frameTimeoutMs: OFFER_REQUEST_TIMEOUT_MS,
+          maxBufferedBytes: 4 * OFFER_REQUEST_MAX_BYTES,
+        },
         streamRate: { perSecond: OFFER_RATE_PER_SECOND, burst: OFFER_RATE_BURST },
         maxInboundStreams: OFFER_MAX_INBOUND_STREAMS,
         maxOutboundStreams: OFFER_MAX_OUTBOUND_STREAMS,

@@ -1,4 +1,4 @@
-import { Identity, OPEN_TRUST_POLICY, signDocument, type TrustPolicy } from '@tally/core'
+import { Identity, issueCredential, OPEN_TRUST_POLICY, signDocument, type TrustPolicy } from '@tally/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   capabilityCid,
@@ -196,6 +196,19 @@ describe('discovery on a loopback network', () => {
     const node = providers['a100ca']!
     await expect(node.discovery.announce(makeOffer(Identity.generate()))).rejects.toMatchObject({ name: 'InvalidOfferError' })
     await expect(node.discovery.announce(makeOffer(node.identity, { validUntil: Date.now() - 1 }))).rejects.toMatchObject({ name: 'InvalidOfferError' })
+    // an offer too large for one /tally/offer/1.0.0 frame is refused, and the served offer stays as it was
+    const served = node.offers.offer
+    const bulky = issueCredential(node.identity, {
+      subject: node.peerId,
+      roles: ['provider'],
+      jurisdiction: 'US-CA',
+      scope: { hardwareClasses: Array.from({ length: 64 }, (_, i) => `gpu.${'x'.repeat(200)}${i}`) },
+      notBefore: Date.now() - 1_000,
+      notAfter: Date.now() + 60_000,
+    })
+    const huge = makeOffer(node.identity, { jurisdiction: 'US-CA', credentials: Array(16).fill(bulky) })
+    await expect(node.discovery.announce(huge)).rejects.toMatchObject({ name: 'InvalidOfferError', details: { code: 'schema' } })
+    expect(node.offers.offer).toBe(served)
   })
 })
 

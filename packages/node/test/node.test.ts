@@ -11,7 +11,14 @@ describe('node config', () => {
     const c = parseNodeConfig({ identity: Identity.generate() })
     expect(c.listen).toEqual(['/ip4/0.0.0.0/tcp/4001'])
     expect(c.bootstrap).toEqual([])
-    expect(c.network).toEqual({ allowPrivateAddresses: false, allowList: [], mdns: false, gossipIpColocationWhitelist: [], pingIntervalMs: 30_000, maxConnections: 300 })
+    expect(c.network).toEqual({
+      allowPrivateAddresses: false,
+      allowList: [],
+      mdns: false,
+      gossipIpColocationWhitelist: [],
+      pingIntervalMs: 30_000,
+      maxConnections: 300,
+    })
     expect(c.dht).toEqual({ kBucketSize: 20, querySelfIntervalMs: 300_000, providerRecordValidityMs: 1_800_000 })
     expect(c.discovery.reprovideIntervalMs).toBe(600_000)
     expect(c.gossip.observationShards).toBe(16)

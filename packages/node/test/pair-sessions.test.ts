@@ -108,7 +108,8 @@ describe('pair sessions between two loopback nodes', () => {
     // 5,001 entries in frames of at most 200: at least 26 frames, each acknowledged after its ingest
     expect(st.counters.framesIn).toBeGreaterThanOrEqual(26)
     expect(st.counters.acksOut).toBe(st.counters.framesIn)
-    expect(p.sessions.status(pair).counters.framesOut).toBe(st.counters.framesIn)
+    // Keepalive frames may still be in flight, so the sender can count more than the receiver.
+    expect(p.sessions.status(pair).counters.framesOut).toBeGreaterThanOrEqual(st.counters.framesIn)
     expect(await chainCids(c.store, pair)).toEqual(await chainCids(p.store, pair))
   })
 

@@ -110,6 +110,8 @@ export class DealEngine {
   readonly #backoff = new Map<string, number>()
   readonly #started = new Set<string>()
   readonly #attached = new Set<string>()
+  /** Stored entries not yet reduced because a causal predecessor has not been reported yet. */
+  readonly #waiting: EntryBlock[] = []
 
   private constructor(opts: DealEngineOptions, state: PairState) {
     this.log = opts.log
@@ -149,7 +151,8 @@ export class DealEngine {
    * entries: they must be legal transitions from the current state.
    */
   validate(added: readonly EntryBlock[]): void {
-    let s = this.#state
+    // Entries of ours still waiting for their causal predecessor count as held.
+    let s = this.#drain(this.#state, false)
     for (const b of added) {
       if (s.entries.has(key(b.cid))) continue
       s = reduce(s, b)
@@ -194,17 +197,44 @@ export class DealEngine {
     while (this.#running) await new Promise((r) => setTimeout(r, 10))
   }
 
+  /**
+   * Reduce stored entries in causal order. The log may report an entry
+   * before the counterparty entry its `seen` names (both were in one group
+   * commit); such an entry waits here until its predecessor is reduced.
+   */
   #onEntry(block: EntryBlock, origin: 'local' | 'remote'): void {
-    if (!this.#state.entries.has(key(block.cid))) {
-      try {
-        this.#state = reduce(this.#state, block)
-      } catch (error) {
-        // Only possible for our own entries (remote ones were vetted before storing).
-        this.#opts.onEvent?.({ type: 'rejected', block, error })
-      }
-    }
+    this.#waiting.push(block)
+    this.#state = this.#drain(this.#state, true)
     this.#opts.onEvent?.({ type: 'entry', block, origin })
     this.poke()
+  }
+
+  #drain(from: PairState, commit: boolean): PairState {
+    let s = from
+    for (let progressed = true; progressed && this.#waiting.length > 0; ) {
+      progressed = false
+      for (const b of [...this.#waiting]) {
+        const done = () => {
+          if (commit) this.#waiting.splice(this.#waiting.indexOf(b), 1)
+          progressed = true
+        }
+        if (s.entries.has(key(b.cid))) {
+          done()
+          continue
+        }
+        try {
+          s = reduce(s, b)
+          done()
+        } catch (error) {
+          if ((error as Error).name === 'OutOfOrderError') continue
+          // Only possible for our own entries (remote ones were vetted before storing).
+          if (commit) this.#opts.onEvent?.({ type: 'rejected', block: b, error })
+          done()
+        }
+      }
+      if (!commit) break
+    }
+    return s
   }
 
   async #work(): Promise<void> {
@@ -324,7 +354,7 @@ export class DealEngine {
         const dispute = deal.disputes.get(key(d.dispute))
         if (dispute === undefined) return false
         const appeal = dispute.status === 'appealed'
-        return this.#background(`${dutyKey(d)}/${dispute.rulings.length}/${deal.openRequests.length}`, async () => {
+        return this.#background(dutyKey(d), async () => {
           const answer = await h.arbitrate!(deal, d.dispute, appeal)
           if ('ruling' in answer) await this.log.append('ruling', buildRuling(d.deal, answer.ruling))
           else if ('evidenceRequest' in answer) await this.log.append('evidence-request', { deal: d.deal, request: answer.evidenceRequest })

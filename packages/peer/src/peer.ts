@@ -159,31 +159,35 @@ export class TallyPeer {
     const t = deal.terms
     if (t === null || deal.start === null) return []
     const from = deal.start + epoch * t.epochMs
-    const pair = this.#pairOfDeal(deal)
+    const pair = this.pairOfDeal(deal)
     if (pair === undefined) return []
     const all = await this.intake.observationsFor({ subject: pair.provider, monitors: t.rule.monitors.map((m) => m.peer), from, to: from + t.epochMs })
     return all
   }
 
   /** Subscribe to the provider's observation shard for a deal's named monitors. */
-  async watchDeal(deal: DealState, provider: PeerIdString): Promise<void> {
-    if (deal.terms === null) return
+  async watchDeal(deal: DealState): Promise<void> {
+    const pair = this.pairOfDeal(deal)
+    if (deal.terms === null || pair === undefined) return
     await this.intake.watch(
       deal.key,
-      provider,
+      pair.provider,
       deal.terms.rule.monitors.map((m) => m.peer),
     )
   }
 
-  #pairOfDeal(deal: DealState): PairDescriptor | undefined {
+
+  /** The pair a deal belongs to, among the pairs this peer runs. */
+  pairOfDeal(deal: DealState): PairDescriptor | undefined {
     for (const e of this.#engines.values()) if (e.state.deals.has(deal.key)) return e.state.pair
     return undefined
   }
 
   /** Send a dispute, with the whole record, to the contract's arbiter (or appeal arbiter). */
-  async arbitrate(pair: PairDescriptor, deal: DealState, dispute: CID, appeal: boolean): Promise<ArbitrationAnswer> {
+  async arbitrate(deal: DealState, dispute: CID, appeal: boolean): Promise<ArbitrationAnswer> {
     const t = deal.terms
-    if (t === null) return { refused: 'deal has no terms' }
+    const pair = this.pairOfDeal(deal)
+    if (t === null || pair === undefined) return { refused: 'deal has no terms' }
     const arbiter = appeal ? t.appealArbiter : t.arbiter
     if (arbiter === null) return { refused: 'the contract names no appeal arbiter' }
     const log = await this.pairLog(pair)

@@ -82,7 +82,12 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
       },
     )
     const failed = nodes.filter((n) => n.boot !== undefined && n.boot.configured > 0 && n.boot.connected === 0)
-    return { addrs: nodes.map(loopback), peers: nodes.map((n) => n.peerId), bootFailed: failed.length, bootFailures: failed.slice(0, 3).flatMap((n) => n.boot?.failures ?? []) }
+    return {
+      addrs: nodes.map(loopback),
+      peers: nodes.map((n) => n.peerId),
+      bootFailed: failed.length,
+      bootFailures: failed.slice(0, 3).flatMap((n) => n.boot?.failures ?? []),
+    }
   },
 
   /**

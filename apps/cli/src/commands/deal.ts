@@ -29,12 +29,16 @@ interface OpenFlags extends FindFlags {
   wait: boolean
   deadline: string
   distinctJurisdictions: boolean
+  answerMs: string
+  evidenceGraceMs: string
+  appealMs: string
 }
 
 const SETTLED = new Set(['certified', 'rejected', 'lapsed'])
 
+/** Done: certified by both parties (every epoch settled, every dispute ruled), or never started. */
 function settled(d: DealView): boolean {
-  return SETTLED.has(d.status) || (d.status === 'closed' && d.disputes.every((x) => x.status === 'final'))
+  return SETTLED.has(d.status) && (d.status !== 'certified' || (d.certified.provider && d.certified.consumer))
 }
 
 function line(d: DealView): string {
@@ -64,6 +68,9 @@ export function registerDeal(program: Command, globals: () => GlobalOptions): vo
       .option('--collateral <money>', 'collateral the provider bonds, e.g. 300USD')
       .option('--min-availability <bp>', 'availability a monitor must see to vote up, basis points', '9000')
       .option('--missing <policy>', 'epochs with too little evidence: hold, pay or refund', 'hold')
+      .option('--answer-ms <ms>', 'how long a party has to answer what it owes', '30000')
+      .option('--evidence-grace-ms <ms>', 'how long after an epoch verdicts on missing evidence wait', '10000')
+      .option('--appeal-ms <ms>', 'how long after a ruling either party may appeal', '2000')
       .requiredOption('--command <cmd>', 'the workload: a command line run on each provider (split on spaces)')
       .option('--wall-ms <ms>', 'wall-time limit of the workload (default: the whole deal)')
       .option('--export-dir <dir>', 'write each pair log here when done (CAR) with a fan-out report', '.')
@@ -105,9 +112,9 @@ export function registerDeal(program: Command, globals: () => GlobalOptions): vo
         ...(f.collateral !== undefined ? { collateral: parseMoney(f.collateral) } : {}),
         minAvailabilityBp: Number(f.minAvailability),
         missing: f.missing,
-        answerMs: 15_000,
-        evidenceGraceMs: 3_000,
-        appealMs: 2_000,
+        answerMs: Number(f.answerMs),
+        evidenceGraceMs: Number(f.evidenceGraceMs),
+        appealMs: Number(f.appealMs),
       }
       const opened = []
       for (const offer of chosen) {
