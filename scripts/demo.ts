@@ -23,7 +23,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const json = process.argv.includes('--json')
 const out = resolve(root, 'out/demo')
 const EPOCH_MS = 2_000
-const EPOCHS = 8
+const EPOCHS = 10
 const t0 = Date.now()
 
 function say(msg: string): void {

@@ -180,7 +180,9 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     await Promise.all(hosts.map((h) => h.call('mark')))
     await sleep(3_000)
     const idle = await Promise.all(hosts.map((h) => h.call<Collected>('collect')))
-    log(`idle: CPU ${(idle.reduce((a, c) => a + c.cpuUs, 0) / 1e3 / Math.max(...idle.map((c) => c.wallMs))).toFixed(2)} cores, loop lag p99 ${Math.max(...idle.map((c) => c.lagP99Ms)).toFixed(1)} ms`)
+    log(
+      `idle: CPU ${(idle.reduce((a, c) => a + c.cpuUs, 0) / 1e3 / Math.max(...idle.map((c) => c.wallMs))).toFixed(2)} cores, loop lag p99 ${Math.max(...idle.map((c) => c.lagP99Ms)).toFixed(1)} ms`,
+    )
 
     // Monitors spread over the hosts; tick k publishes from monitor k mod 10.
     const perHostMonitors = hosts.map((_, i) => Math.ceil(((i + 1) * monitors) / hostCount) - Math.ceil((i * monitors) / hostCount))

@@ -15,7 +15,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { type Identity, loadOrCreateIdentity, type PeerIdString } from '@tally/core'
 import { createLibp2p, type Libp2pOptions } from 'libp2p'
 import { type NodeConfig, parseNodeConfig, type ResolvedNodeConfig } from './config.ts'
-import { BOOTSTRAP_RETRY_INTERVAL_MS, GOSSIP_MAX_RPC_BYTES, KAD_PROTOCOL, PING_MAX_INBOUND_STREAMS, PING_MAX_OUTBOUND_STREAMS } from './constants.ts'
+import {
+  BOOTSTRAP_RETRY_INTERVAL_MS,
+  GOSSIP_MAX_RPC_BYTES,
+  KAD_PROTOCOL,
+  OBSERVATION_MAX_BYTES,
+  PING_MAX_INBOUND_STREAMS,
+  PING_MAX_OUTBOUND_STREAMS,
+} from './constants.ts'
 import { Discovery } from './discovery.ts'
 import { Gossip } from './gossip.ts'
 import { SCORE_THRESHOLDS, scoreParams } from './gossip-score.ts'
@@ -129,6 +136,9 @@ function libp2pOptions(config: ResolvedNodeConfig, identity: Identity): Libp2pOp
         emitSelf: false,
         maxInboundDataLength: GOSSIP_MAX_RPC_BYTES,
         fastMsgIdFn: fastMessageId,
+        // IDONTWANT pays off for large messages (warrants); for an observation it is one more frame per mesh peer,
+        // costing about what the duplicate it might prevent costs, and most duplicates are already in flight.
+        idontwantMinDataSize: OBSERVATION_MAX_BYTES + 1,
         scoreParams: scoreParams(tallyTopics(config.gossip.observationShards), net.gossipIpColocationWhitelist),
         scoreThresholds: SCORE_THRESHOLDS,
       }),

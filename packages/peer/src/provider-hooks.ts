@@ -96,13 +96,13 @@ export class ProviderHooks implements EngineHooks {
     await this.#opts.onActive?.(deal)
     await this.#loadMeters(deal)
     const dealEnd = deal.start + epochLimit(deal) * t.epochMs
-    const now = Date.now()
-    if (now >= dealEnd) return
     const workdir = join(this.#opts.workDir, deal.key)
     if (reapStaleRun(workdir)) {
       this.#survived.add(deal.key)
       this.#opts.log.warn('workload survived a daemon restart; relaunching it', { deal: deal.key })
     }
+    const now = Date.now()
+    if (now >= dealEnd) return
     const manifest = decodeManifest(deal.manifest.workload)
     const wallMs = Math.max(1, Math.min(manifest.limits.wallMs, dealEnd - now))
     const sample = Math.max(100, Math.min(1000, Math.floor(t.epochMs / 4)))

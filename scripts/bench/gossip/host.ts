@@ -86,9 +86,6 @@ async function add(bootstrap: string[], index: number, shardsPerNode: number): P
     network: { ...localNetwork(), pingIntervalMs: PING_INTERVAL_MS },
     bootTimeoutMs: 20_000,
   })
-  const o = (node.gossip.pubsub as unknown as { opts: Record<string, unknown> }).opts // EXPERIMENT
-  if (process.env['X_NOIDW']) o['idontwantMinDataSize'] = 1e9 // EXPERIMENT
-  if (process.env['X_NOFLOOD']) o['floodPublish'] = false // EXPERIMENT
   const topics = shardsOf(index, shardsPerNode)
   const mine = new Set(topics)
   registerObservationValidator(node.gossip, {
