@@ -41,7 +41,9 @@ for (const area of areas) {
     } else {
       const target = r.target === undefined ? '' : `  target ${r.target.op} ${fmt(r.target.value)} ${met ? 'ok' : 'MISSED'}`
       const ratio = r.limit.unit === r.unit && r.limit.value !== 0 ? `  (${((r.value / r.limit.value) * 100).toFixed(1)}% of limit)` : ''
-      process.stdout.write(`${r.name.padEnd(32)} ${fmt(r.value).padStart(12)} ${r.unit.padEnd(10)} limit ${r.limit.name}: ${fmt(r.limit.value)} ${r.limit.unit}${ratio}${target}\n`)
+      process.stdout.write(
+        `${r.name.padEnd(32)} ${fmt(r.value).padStart(12)} ${r.unit.padEnd(10)} limit ${r.limit.name}: ${fmt(r.limit.value)} ${r.limit.unit}${ratio}${target}\n`,
+      )
     }
   }
 }

@@ -21,7 +21,7 @@ import { killAllSync, Proc, type Ready, stopAll } from './lib/processes.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const json = process.argv.includes('--json')
-const out = resolve(root, 'out/demo')
+const out = resolve(process.env['TALLY_DEMO_OUT'] ?? join(root, 'out/demo'))
 const EPOCH_MS = 2_000
 const EPOCHS = 10
 const t0 = Date.now()
@@ -85,7 +85,13 @@ async function main(): Promise<void> {
       ['provider-de', 'DE', 100],
       ['provider-us', 'US-CA', 120],
       ['provider-jp', 'JP', 110],
-    ].map(async ([name, jur, price]) => ({ ...(await prepare(name as string)), name: name as string, jur: jur as string, price: price as number, port: await freePort() })),
+    ].map(async ([name, jur, price]) => ({
+      ...(await prepare(name as string)),
+      name: name as string,
+      jur: jur as string,
+      price: price as number,
+      port: await freePort(),
+    })),
   )
   const consumerDir = join(out, 'consumer')
   await mkdir(consumerDir, { recursive: true })
@@ -146,23 +152,41 @@ async function main(): Promise<void> {
     'consumer',
     entries.cli,
     [
-      '--data-dir', join(consumerDir, 'data'), '--json',
-      'deal', 'open',
-      '--hardware', 'cpu.x86_64',
-      '--providers', '3', '--distinct-jurisdictions',
-      '--epochs', String(EPOCHS),
-      '--monitor', ...mons.map((m) => m.peerId),
-      '--arbiter', arb.peerId,
-      '--collateral', '300USD',
-      '--command', `${process.execPath} ${join(root, 'scripts/workloads/hash-render.mjs')} ${EPOCHS * EPOCH_MS + 10_000}`,
-      '--wall-ms', String(EPOCHS * EPOCH_MS + 10_000),
-      '--export-dir', exportsDir,
-      '--bootstrap', seedAddr,
-      '--peer', dialable(arbReady),
-      '--deadline', '150000',
+      '--data-dir',
+      join(consumerDir, 'data'),
+      '--json',
+      'deal',
+      'open',
+      '--hardware',
+      'cpu.x86_64',
+      '--providers',
+      '3',
+      '--distinct-jurisdictions',
+      '--epochs',
+      String(EPOCHS),
+      '--monitor',
+      ...mons.map((m) => m.peerId),
+      '--arbiter',
+      arb.peerId,
+      '--collateral',
+      '300USD',
+      '--command',
+      `${process.execPath} ${join(root, 'scripts/workloads/hash-render.mjs')} ${EPOCHS * EPOCH_MS + 10_000}`,
+      '--wall-ms',
+      String(EPOCHS * EPOCH_MS + 10_000),
+      '--export-dir',
+      exportsDir,
+      '--bootstrap',
+      seedAddr,
+      '--peer',
+      dialable(arbReady),
+      '--deadline',
+      '150000',
       // Long enough for the killed provider's usage claims to arrive before its epochs are judged.
-      '--evidence-grace-ms', '20000',
-      '--answer-ms', '40000',
+      '--evidence-grace-ms',
+      '20000',
+      '--answer-ms',
+      '40000',
     ],
     join(consumerDir, 'log.txt'),
   )
@@ -207,7 +231,22 @@ async function main(): Promise<void> {
   const summaryLine = consumer.stdout.find((l) => l.startsWith('{"deals"'))
   if (code !== 0 || summaryLine === undefined) throw new Error(`consumer failed (exit ${code}); see ${join(consumerDir, 'log.txt')}`)
   const summary = JSON.parse(summaryLine) as {
-    deals: { deal: string; provider: string; jurisdiction: string; status: string; epochs: Record<string, number>; paid: number; price: { asset: string } | null; disputes: { id: string; epochs: number[]; status: string; reason: string; rulings: { arbiter: string; toProvider: number; collateralToConsumer: number }[] }[] }[]
+    deals: {
+      deal: string
+      provider: string
+      jurisdiction: string
+      status: string
+      epochs: Record<string, number>
+      paid: number
+      price: { asset: string } | null
+      disputes: {
+        id: string
+        epochs: number[]
+        status: string
+        reason: string
+        rulings: { arbiter: string; toProvider: number; collateralToConsumer: number }[]
+      }[]
+    }[]
     exports: { file: string; provider: string; verified: boolean }[]
     report: string
   }
@@ -268,12 +307,16 @@ async function main(): Promise<void> {
     w('')
     w('provider   jurisdiction  state       performed  disputed  not-performed  paid')
     for (const d of result.deals) {
-      w(`${d.provider.slice(-8)}   ${d.jurisdiction.padEnd(12)}  ${d.state.padEnd(10)}  ${String(d.epochsPerformed).padStart(9)}  ${String(d.epochsDisputed).padStart(8)}  ${String(d.epochsNotPerformed).padStart(13)}  ${d.paid} ${d.asset}`)
+      w(
+        `${d.provider.slice(-8)}   ${d.jurisdiction.padEnd(12)}  ${d.state.padEnd(10)}  ${String(d.epochsPerformed).padStart(9)}  ${String(d.epochsDisputed).padStart(8)}  ${String(d.epochsNotPerformed).padStart(13)}  ${d.paid} ${d.asset}`,
+      )
     }
     w('')
     for (const x of result.disputes) {
       const r = x.rulings.at(-1)
-      w(`dispute on ${x.provider.slice(-8)} epochs ${x.epochs.join(',')}: ${x.status}${r ? ` — arbiter ${r.arbiter.slice(-8)} awarded ${r.toProvider} to the provider, ${r.collateralToConsumer} collateral to the consumer` : ''}`)
+      w(
+        `dispute on ${x.provider.slice(-8)} epochs ${x.epochs.join(',')}: ${x.status}${r ? ` — arbiter ${r.arbiter.slice(-8)} awarded ${r.toProvider} to the provider, ${r.collateralToConsumer} collateral to the consumer` : ''}`,
+      )
     }
     for (const e of result.exports) w(`export ${e.file}: ${e.verified ? 'verified by tally verify' : 'FAILED verification'}`)
     w(`fan-out report ${result.report}`)

@@ -41,7 +41,10 @@ export class Proc {
     const stdout: string[] = []
     this.stdout = stdout
     this.ready = new Promise<Ready>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${name} not ready after ${opts.readyTimeoutMs ?? 60_000} ms (see ${logFile})`)), opts.readyTimeoutMs ?? 60_000)
+      const timer = setTimeout(
+        () => reject(new Error(`${name} not ready after ${opts.readyTimeoutMs ?? 60_000} ms (see ${logFile})`)),
+        opts.readyTimeoutMs ?? 60_000,
+      )
       lines.on('line', (line) => {
         stdout.push(line)
         this.#log.write(`[stdout] ${line}\n`)

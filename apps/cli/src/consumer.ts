@@ -74,7 +74,8 @@ export function termsFor(offer: Offer, wishes: DealWishes, count = 1): ContractT
   const monitors = wishes.monitors.filter((m) => o.monitors.includes(m))
   if (monitors.length === 0) throw new CliError(`provider ${offer.by} accepts none of the monitors asked for`, EXIT.failed)
   const arbiter = wishes.arbiter ?? o.arbiters[0]
-  if (arbiter === undefined || !o.arbiters.includes(arbiter)) throw new CliError(`provider ${offer.by} does not accept arbiter ${arbiter ?? '(none)'}`, EXIT.failed)
+  if (arbiter === undefined || !o.arbiters.includes(arbiter))
+    throw new CliError(`provider ${offer.by} does not accept arbiter ${arbiter ?? '(none)'}`, EXIT.failed)
   const appeal = wishes.appealArbiter ?? null
   return {
     nonce: randomBytes(8).toString('hex'),

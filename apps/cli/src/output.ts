@@ -56,7 +56,10 @@ export function reportError(err: unknown, verbose: boolean): number {
 export class Progress {
   readonly #enabled: boolean
   #last = 0
-  constructor(readonly label: string, enabled = process.stderr.isTTY === true) {
+  constructor(
+    readonly label: string,
+    enabled = process.stderr.isTTY === true,
+  ) {
     this.#enabled = enabled
   }
 

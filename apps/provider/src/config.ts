@@ -22,13 +22,19 @@ export const providerSettingsSchema = z.strictObject({
     hardware: z.strictObject({ class: z.string().default('auto'), count: z.number().int().min(1).default(1) }).prefault({}),
     pricePerEpoch: money,
     epochMs: z.number().int().min(100),
-    sla: z.strictObject({ availabilityBp: z.number().int().min(0).max(10_000).default(9_500), latencyP95Us: z.number().int().min(0).default(250_000) }).prefault({}),
+    sla: z
+      .strictObject({ availabilityBp: z.number().int().min(0).max(10_000).default(9_500), latencyP95Us: z.number().int().min(0).default(250_000) })
+      .prefault({}),
     /** Monitors this provider accepts in a contract. */
     monitors: z.array(schema.peerId).default([]),
     /** Arbiters this provider accepts in a contract. */
     arbiters: z.array(schema.peerId).min(1),
     rails: z.array(z.enum(['ledger', 'command', 'http'])).default(['ledger']),
-    validForMs: z.number().int().min(60_000).default(24 * 3600_000),
+    validForMs: z
+      .number()
+      .int()
+      .min(60_000)
+      .default(24 * 3600_000),
   }),
   /** Workload directories, relative to the data directory. */
   workDir: z.string().default('work'),

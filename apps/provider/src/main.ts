@@ -17,7 +17,9 @@ try {
   onShutdown(log, () => daemon.stop())
   await daemon.start()
   log.info('ready', { peerId: daemon.peer.peerId, control: daemon.control.url })
-  process.stdout.write(`${JSON.stringify({ event: 'ready', role: 'provider', peerId: daemon.peer.peerId, multiaddrs: daemon.peer.node.multiaddrs(), control: daemon.control.url })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ event: 'ready', role: 'provider', peerId: daemon.peer.peerId, multiaddrs: daemon.peer.node.multiaddrs(), control: daemon.control.url })}\n`,
+  )
 } catch (err) {
   process.stderr.write(`tally-provider: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}\n`)
   if (process.argv.includes('--verbose') && err instanceof Error) process.stderr.write(`${err.stack}\n`)

@@ -77,7 +77,14 @@ export class ProviderDaemon {
       // No credential from an issuer: present a self-issued one, which readers admit only if their policy says `self`.
       const now = Date.now()
       credentials.push(
-        issueCredential(this.peer.identity, { subject: this.peer.peerId, roles: ['provider'], jurisdiction: o.jurisdiction, scope: {}, notBefore: now - 60_000, notAfter: now + o.validForMs }),
+        issueCredential(this.peer.identity, {
+          subject: this.peer.peerId,
+          roles: ['provider'],
+          jurisdiction: o.jurisdiction,
+          scope: {},
+          notBefore: now - 60_000,
+          notAfter: now + o.validForMs,
+        }),
       )
     }
     const facts = await attestHardware()

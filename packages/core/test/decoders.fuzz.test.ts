@@ -4,7 +4,17 @@ import { decodeCredential, decodeEntry, decode, Identity, issueCredential, signE
 
 const id = Identity.fromSeed(new Uint8Array(32).fill(7))
 const pair = toBlock({ provider: id.peerId, consumer: id.peerId, type: 'tally-pair' }).cid
-const validEntry = signEntry(id, { v: 1, pair, author: id.peerId, seq: 1, prev: null, seen: null, time: 1_700_000_000_000, kind: 'note', body: { text: 'hello' } }).bytes
+const validEntry = signEntry(id, {
+  v: 1,
+  pair,
+  author: id.peerId,
+  seq: 1,
+  prev: null,
+  seen: null,
+  time: 1_700_000_000_000,
+  kind: 'note',
+  body: { text: 'hello' },
+}).bytes
 const validCredential = toBlock(
   issueCredential(id, { subject: id.peerId, roles: ['provider'], jurisdiction: 'DE', scope: {}, notBefore: 0, notAfter: 2_000_000_000_000 }),
 ).bytes
@@ -19,26 +29,33 @@ function onlyTypedErrors(fn: () => unknown): void {
 }
 
 function mutate(base: Uint8Array) {
-  return fc
-    .array(fc.tuple(fc.nat({ max: base.byteLength - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 })
-    .map((edits) => {
-      const out = base.slice()
-      for (const [pos, byte] of edits) out[pos] = byte
-      return out
-    })
+  return fc.array(fc.tuple(fc.nat({ max: base.byteLength - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map((edits) => {
+    const out = base.slice()
+    for (const [pos, byte] of edits) out[pos] = byte
+    return out
+  })
 }
 
 const runs = 2500
 
 describe('decoders raise only typed errors', () => {
   it('decodeEntry on random bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (b) => onlyTypedErrors(() => decodeEntry(b))), { numRuns: runs })
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), (b) => onlyTypedErrors(() => decodeEntry(b))),
+      { numRuns: runs },
+    )
   })
   it('decodeEntry on mutated valid entries', () => {
-    fc.assert(fc.property(mutate(validEntry), (b) => onlyTypedErrors(() => decodeEntry(b))), { numRuns: runs })
+    fc.assert(
+      fc.property(mutate(validEntry), (b) => onlyTypedErrors(() => decodeEntry(b))),
+      { numRuns: runs },
+    )
   })
   it('credential decoder on mutated credentials', () => {
-    fc.assert(fc.property(mutate(validCredential), (b) => onlyTypedErrors(() => decodeCredential(decode(b)))), { numRuns: runs })
+    fc.assert(
+      fc.property(mutate(validCredential), (b) => onlyTypedErrors(() => decodeCredential(decode(b)))),
+      { numRuns: runs },
+    )
   })
   it('document decoder on random values', () => {
     fc.assert(

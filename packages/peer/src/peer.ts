@@ -176,7 +176,6 @@ export class TallyPeer {
     )
   }
 
-
   /** The pair a deal belongs to, among the pairs this peer runs. */
   pairOfDeal(deal: DealState): PairDescriptor | undefined {
     for (const e of this.#engines.values()) if (e.state.deals.has(deal.key)) return e.state.pair

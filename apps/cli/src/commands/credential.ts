@@ -71,32 +71,46 @@ export function registerCredential(program: Command, globals: () => GlobalOption
     .option('--hardware <class...>', 'scope: hardware classes, e.g. gpu.h100')
     .option('--label <text>', 'free text, e.g. a registration number')
     .requiredOption('-o, --out <file>', 'where to write the credential (DAG-CBOR)')
-    .action(async (opts: { subject: string; role: string[]; jurisdiction: string; days: string; maxDealValue?: string; hardware?: string[]; label?: string; out: string }) => {
-      const g = globals()
-      const { identity } = await loadOrCreateIdentity(resolveDataDir(g.dataDir))
-      const subject = opts.subject === 'self' ? identity.peerId : opts.subject
-      if (!isPeerId(subject)) throw new CliError(`--subject ${opts.subject} is not an Ed25519 peer id`, EXIT.usage)
-      const days = Number(opts.days)
-      if (!Number.isInteger(days) || days <= 0 || days > 36_500) throw new CliError('--days must be a whole number between 1 and 36500', EXIT.usage)
-      const now = Date.now()
-      const credential = issueCredential(identity, {
-        subject,
-        roles: parseRoles(opts.role),
-        jurisdiction: opts.jurisdiction.toUpperCase(),
-        scope: {
-          ...(opts.maxDealValue !== undefined ? { maxDealValue: parseMoney(opts.maxDealValue) } : {}),
-          ...(opts.hardware !== undefined ? { hardwareClasses: opts.hardware } : {}),
-        },
-        notBefore: now,
-        notAfter: now + days * DAY_MS,
-        ...(opts.label !== undefined ? { label: opts.label } : {}),
-      })
-      await writeFile(opts.out, encode(credential), { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
-        throw new CliError(`cannot write ${opts.out}: ${err.code === 'EEXIST' ? 'file exists' : err.message}`, EXIT.usage)
-      })
-      if (g.json) printJson({ file: opts.out, ...describeCredential(credential) })
-      else process.stdout.write(`wrote ${opts.out}: ${credential.body.roles.join(',')} in ${credential.body.jurisdiction} for ${subject}, issued by ${identity.peerId}\n`)
-    })
+    .action(
+      async (opts: {
+        subject: string
+        role: string[]
+        jurisdiction: string
+        days: string
+        maxDealValue?: string
+        hardware?: string[]
+        label?: string
+        out: string
+      }) => {
+        const g = globals()
+        const { identity } = await loadOrCreateIdentity(resolveDataDir(g.dataDir))
+        const subject = opts.subject === 'self' ? identity.peerId : opts.subject
+        if (!isPeerId(subject)) throw new CliError(`--subject ${opts.subject} is not an Ed25519 peer id`, EXIT.usage)
+        const days = Number(opts.days)
+        if (!Number.isInteger(days) || days <= 0 || days > 36_500) throw new CliError('--days must be a whole number between 1 and 36500', EXIT.usage)
+        const now = Date.now()
+        const credential = issueCredential(identity, {
+          subject,
+          roles: parseRoles(opts.role),
+          jurisdiction: opts.jurisdiction.toUpperCase(),
+          scope: {
+            ...(opts.maxDealValue !== undefined ? { maxDealValue: parseMoney(opts.maxDealValue) } : {}),
+            ...(opts.hardware !== undefined ? { hardwareClasses: opts.hardware } : {}),
+          },
+          notBefore: now,
+          notAfter: now + days * DAY_MS,
+          ...(opts.label !== undefined ? { label: opts.label } : {}),
+        })
+        await writeFile(opts.out, encode(credential), { flag: 'wx' }).catch((err: NodeJS.ErrnoException) => {
+          throw new CliError(`cannot write ${opts.out}: ${err.code === 'EEXIST' ? 'file exists' : err.message}`, EXIT.usage)
+        })
+        if (g.json) printJson({ file: opts.out, ...describeCredential(credential) })
+        else
+          process.stdout.write(
+            `wrote ${opts.out}: ${credential.body.roles.join(',')} in ${credential.body.jurisdiction} for ${subject}, issued by ${identity.peerId}\n`,
+          )
+      },
+    )
 
   cred
     .command('show')

@@ -135,9 +135,13 @@ export function registerDeal(program: Command, globals: () => GlobalOptions): vo
       const deadline = Date.now() + Number(f.deadline)
       const tty = process.stderr.isTTY === true && !g.json
       let views: DealView[] = []
+      let shown = 0
       for (;;) {
         views = opened.map((o) => dealViews(o.engine.state).find((v) => v.deal === o.deal)!).filter(Boolean)
-        if (tty) process.stderr.write(`\u001b[${views.length}A\u001b[J${views.map(line).join('\n')}\n`.replace(/^\u001b\[0A/, ''))
+        if (tty) {
+          process.stderr.write(`${shown > 0 ? `\u001b[${shown}A\u001b[J` : ''}${views.map(line).join('\n')}\n`)
+          shown = views.length
+        }
         if (views.length === opened.length && views.every(settled)) break
         if (Date.now() > deadline) throw new CliError(`deals not settled after ${f.deadline} ms`, EXIT.failed, 'see `tally deal show` for where each stands')
         await new Promise((r) => setTimeout(r, 500))

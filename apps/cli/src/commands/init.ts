@@ -17,7 +17,8 @@ export function registerInit(program: Command, globals: () => GlobalOptions): vo
     .action(async (opts: { jurisdiction: string; role: string[] }) => {
       const g = globals()
       const dir = resolveDataDir(g.dataDir)
-      for (const r of opts.role) if (!(ROLES as readonly string[]).includes(r)) throw new CliError(`unknown role ${r}`, EXIT.usage, `roles: ${ROLES.join(', ')}`)
+      for (const r of opts.role)
+        if (!(ROLES as readonly string[]).includes(r)) throw new CliError(`unknown role ${r}`, EXIT.usage, `roles: ${ROLES.join(', ')}`)
       const { identity, created } = await loadOrCreateIdentity(dir)
       const now = Date.now()
       const credential = issueCredential(identity, {

@@ -43,7 +43,9 @@ export function registerInspect(program: Command, globals: () => GlobalOptions):
         printJson({ pair, valid: opened.report.ok, entries: rows })
         return
       }
-      process.stdout.write(`pair ${opened.report.pairId ?? ''}\nprovider ${pair.provider}\nconsumer ${pair.consumer}\n${opened.report.ok ? 'valid' : `INVALID: ${opened.report.firstProblem?.message}`}\n\n`)
+      process.stdout.write(
+        `pair ${opened.report.pairId ?? ''}\nprovider ${pair.provider}\nconsumer ${pair.consumer}\n${opened.report.ok ? 'valid' : `INVALID: ${opened.report.firstProblem?.message}`}\n\n`,
+      )
       const t0 = rows[0]?.time ?? 0
       for (const r of rows) {
         const t = `+${((r.time - t0) / 1000).toFixed(3)}s`.padStart(10)

@@ -46,7 +46,12 @@ function printReport(file: string, r: VerifyReport, state: PairState | undefined
     const p = r.firstProblem
     out.write(`INVALID pair log: ${file}\n`)
     if (p !== undefined) {
-      const where = p.author !== undefined ? `entry ${p.author}#${p.seq ?? '?'}${p.cid !== undefined ? ` (${p.cid})` : ''}` : p.cid !== undefined ? `block ${p.cid}` : 'export'
+      const where =
+        p.author !== undefined
+          ? `entry ${p.author}#${p.seq ?? '?'}${p.cid !== undefined ? ` (${p.cid})` : ''}`
+          : p.cid !== undefined
+            ? `block ${p.cid}`
+            : 'export'
       out.write(`first bad: ${where}\nreason:    ${p.code}: ${p.message}\n`)
     }
     if (r.problems.length > 1) out.write(`(${r.problems.length} problems in all; --json lists them)\n`)
@@ -61,7 +66,9 @@ function printReport(file: string, r: VerifyReport, state: PairState | undefined
   if (state !== undefined) {
     out.write(`deals:       ${state.dealOrder.length}\n`)
     for (const [asset, b] of Object.entries(state.balances)) {
-      out.write(`balance ${asset}: authorised ${b.authorised}, paid ${b.paid}, acknowledged ${b.acknowledged}, held ${b.held}, collateral awarded ${b.collateralAwarded}\n`)
+      out.write(
+        `balance ${asset}: authorised ${b.authorised}, paid ${b.paid}, acknowledged ${b.acknowledged}, held ${b.held}, collateral awarded ${b.collateralAwarded}\n`,
+      )
     }
   }
 }
