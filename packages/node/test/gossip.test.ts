@@ -1,6 +1,7 @@
 import { decode, decodeDocument, encode, Identity, signDocument } from '@tally/core'
 import { multiaddr } from '@multiformats/multiaddr'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Connection } from '@libp2p/interface'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { z } from 'zod'
 import {
   DEFAULT_GOSSIP_RATE_BURST,
@@ -106,9 +107,11 @@ describe('gossip on a 13-node loopback network', () => {
     const neighbour = nodes[0]!
     // Leave the forger one connection, so anything others see must have been relayed by the neighbour;
     // DHT lookups of other nodes would dial it again, so it keeps hanging up on them.
-    forger.libp2p.addEventListener('connection:open', (evt) => {
+    const isolate = (evt: CustomEvent<Connection>) => {
       if (!evt.detail.remotePeer.equals(neighbour.libp2p.peerId)) void evt.detail.close()
-    })
+    }
+    forger.libp2p.addEventListener('connection:open', isolate)
+    onTestFinished(() => forger.libp2p.removeEventListener('connection:open', isolate))
     for (const c of forger.libp2p.getConnections()) if (!c.remotePeer.equals(neighbour.libp2p.peerId)) await c.close()
     expect(await waitFor(() => forger.libp2p.getConnections().every((c) => c.remotePeer.equals(neighbour.libp2p.peerId)))).toBe(true)
     expect(await waitFor(() => forger.gossip.subscribers(topic).length === 1)).toBe(true)
