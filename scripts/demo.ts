@@ -11,13 +11,12 @@
  */
 import '@tally/core'
 import { execFile } from 'node:child_process'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { loadOrCreateIdentity } from '@tally/core'
-import { stringify } from 'yaml'
-import { killAllSync, Proc, type Ready, stopAll } from './lib/processes.ts'
+import { dialable, entries, freePort, listen, local, prepare, writeConfig } from './lib/network.ts'
+import { killAllSync, Proc, stopAll } from './lib/processes.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const json = process.argv.includes('--json')
@@ -30,63 +29,22 @@ function say(msg: string): void {
   if (!json) process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`)
 }
 
-const entries = {
-  node: join(root, 'packages/node/src/bin/tally-node.ts'),
-  provider: join(root, 'apps/provider/src/main.ts'),
-  monitor: join(root, 'apps/monitor/src/main.ts'),
-  arbiter: join(root, 'apps/arbiter/src/main.ts'),
-  cli: join(root, 'apps/cli/src/main.ts'),
-}
-
-const local = { allowPrivateAddresses: true, allowList: ['/ip4/127.0.0.0/ipcidr/8'], gossipIpColocationWhitelist: ['127.0.0.0/8'] }
-const listen = ['/ip4/127.0.0.1/tcp/0']
-
-/** A free loopback port, so a restarted provider comes back where monitors and peers look for it. */
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net')
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number }
-      srv.close(() => resolvePort(port))
-    })
-  })
-}
-
-async function prepare(name: string): Promise<{ dir: string; peerId: string }> {
-  const dir = join(out, name)
-  await mkdir(dir, { recursive: true })
-  const { identity } = await loadOrCreateIdentity(join(dir, 'data'))
-  return { dir, peerId: identity.peerId }
-}
-
-async function writeConfig(dir: string, config: unknown): Promise<string> {
-  const file = join(dir, 'config.yaml')
-  await writeFile(file, stringify(config))
-  return file
-}
-
-function dialable(r: Ready): string {
-  return r.multiaddrs.find((a) => a.startsWith('/ip4/127.0.0.1/')) ?? r.multiaddrs[0]!
-}
-
 async function main(): Promise<void> {
   await rm(out, { recursive: true, force: true })
   await mkdir(out, { recursive: true })
   say(`output in ${out}`)
 
   // Identities first: the providers' configs name the monitors and arbiter they accept.
-  const seed = await prepare('bootstrap')
-  const arb = await prepare('arbiter')
-  const mons = await Promise.all(['monitor-1', 'monitor-2', 'monitor-3'].map(prepare))
+  const seed = await prepare(out, 'bootstrap')
+  const arb = await prepare(out, 'arbiter')
+  const mons = await Promise.all(['monitor-1', 'monitor-2', 'monitor-3'].map((n) => prepare(out, n)))
   const provs = await Promise.all(
     [
       ['provider-de', 'DE', 100],
       ['provider-us', 'US-CA', 120],
       ['provider-jp', 'JP', 110],
     ].map(async ([name, jur, price]) => ({
-      ...(await prepare(name as string)),
+      ...(await prepare(out, name as string)),
       name: name as string,
       jur: jur as string,
       price: price as number,

@@ -154,7 +154,7 @@ export class Monitor {
     for (const p of this.settings.watch.providers) this.#upsert(p, 'config')
     const query = this.settings.watch.query
     if (query !== undefined) {
-      this.#refreshing = this.#refresh()
+      this.#refreshing = this.#refresh().finally(() => (this.#refreshing = undefined))
       this.#refreshTimer = setInterval(() => {
         this.#refreshing ??= this.#refresh().finally(() => (this.#refreshing = undefined))
       }, query.refreshMs)
