@@ -5,6 +5,7 @@ import { registerExplorer } from './commands/explorer.ts'
 import { registerFind } from './commands/find.ts'
 import { registerInit } from './commands/init.ts'
 import { registerInspect } from './commands/inspect.ts'
+import { registerNode } from './commands/node.ts'
 import { registerVerify } from './commands/verify.ts'
 import { CliError, EXIT, reportError } from './output.ts'
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerVerify(program, globals)
   registerInspect(program, globals)
   registerExplorer(program, globals)
+  registerNode(program, globals)
   for (const register of extraCommands) register(program, globals)
   return program
 }

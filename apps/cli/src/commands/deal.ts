@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { ControlClient, ControlServer, createLog, DaemonNotRunningError, Metrics } from '@tally/daemon'
+import { ControlClient, ControlServer, createLog, DaemonNotRunningError, Metrics, onShutdown } from '@tally/daemon'
 import { aggregate, reportCsv, type Workload, replay } from '@tally/deal'
 import { exportPairLogBytes, verifyExport } from '@tally/lineage'
 import { type DealView, dealViews, registerPeerMetrics, registerPeerRoutes } from '@tally/peer'
@@ -88,6 +88,11 @@ export function registerDeal(program: Command, globals: () => GlobalOptions): vo
     registerPeerMetrics(metrics, peer)
     registerPeerRoutes(control, peer, () => ({ role: 'consumer' }))
     await control.start()
+    // Ctrl-C: close the store and remove control.json; the deals resume with `tally node`.
+    onShutdown(log, async () => {
+      await control.stop()
+      await peer.stop()
+    })
     try {
       const found = await findOffers(peer, f, !g.json)
       for (const s of found.skipped) log.warn('provider skipped', { peer: s.peer, code: s.code, reason: s.message })
