@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type Identity, type SignedDocument, schema, signDocument, verifyDocument } from '@tally/core'
-import { z } from 'zod'
+import { type Identity, type SignedDocument, signDocument, verifyDocument } from '@tally/core'
+import { ATTESTATION_TYPE, type AttestationBody, attestationBodySchema } from '@tally/deal'
 import { AttestationError } from './errors.ts'
 import {
   type CpuFact,
@@ -141,36 +141,9 @@ function probeOr<T>(text: string | null, parse: (t: string) => T, declared: T | 
   throw new AttestationError(`cannot establish ${what} facts: probe failed and none declared`, { notes })
 }
 
-const factSource = z.enum(['nvidia-smi', 'procfs', 'declared'])
-const shortText = schema.shortText
-
-export const hardwareFactsSchema = z.strictObject({
-  hardwareClass: z.string().regex(/^(gpu|cpu)\.[a-z0-9_]{1,32}$/),
-  classSource: factSource,
-  gpus: z
-    .array(
-      z.strictObject({
-        name: shortText,
-        model: shortText,
-        uuid: shortText,
-        memoryBytes: schema.uint,
-        driverVersion: shortText,
-        pciBusId: shortText,
-        source: factSource,
-      }),
-    )
-    .max(64),
-  cpu: z.strictObject({ model: shortText, logicalCores: schema.uint, arch: shortText, source: factSource }),
-  memory: z.strictObject({ totalBytes: schema.uint, source: factSource }),
-  kernel: z.strictObject({ version: shortText, source: factSource }),
-  probedAt: schema.timeMs,
-  notes: z.array(shortText).max(16),
-})
-
-/** Body of the provider-signed `attestation` document that enters the pair log. */
-export const attestationBodySchema = z.strictObject({ v: z.literal(1), time: schema.timeMs, facts: hardwareFactsSchema })
-export type AttestationBody = z.infer<typeof attestationBodySchema>
-export const ATTESTATION_DOCUMENT_TYPE = 'attestation'
+// The attestation's schema is the deal package's, so what the executor signs is exactly what the reducer accepts.
+export { attestationBodySchema, type AttestationBody }
+export const ATTESTATION_DOCUMENT_TYPE = ATTESTATION_TYPE
 
 /**
  * The attestation as a signed document by the provider. Probe notes are
