@@ -30,86 +30,13 @@
  * and the machine's load average, since other work on a shared host
  * stretches every latency here.
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { createServer, connect, type Socket } from 'node:net'
 import { cpus, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BenchHost, percentile, tcpRoundTrips } from './common.ts'
 import type { BenchResult } from './result.ts'
 
 const HOST = join(dirname(fileURLToPath(import.meta.url)), 'net', 'host.ts')
-
-class Host {
-  readonly child: ChildProcess
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  #next = 1
-  readonly ready: Promise<void>
-
-  constructor() {
-    this.child = fork(HOST, [], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => {
-        const err = new Error(`bench host exited with ${code}`)
-        reject(err)
-        for (const waiter of this.#pending.values()) waiter.reject(err)
-        this.#pending.clear()
-      })
-      this.child.on('message', (raw) => {
-        const msg = raw as { id: number; ok: boolean; value?: unknown; error?: string }
-        if (msg.id === 0) return resolve()
-        const waiter = this.#pending.get(msg.id)
-        this.#pending.delete(msg.id)
-        if (msg.ok) waiter?.resolve(msg.value)
-        else waiter?.reject(new Error(msg.error))
-      })
-    })
-  }
-
-  call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.#next++
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      this.child.send({ id, op, args })
-    })
-  }
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-  return sorted[rank] ?? Number.NaN
-}
-
-/** Round trips of 64 bytes over a raw loopback TCP socket. */
-async function tcpRoundTrips(n: number): Promise<number[]> {
-  const server = createServer((socket) => socket.on('data', (d) => socket.write(d)))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  const socket: Socket = connect(port, '127.0.0.1')
-  socket.setNoDelay(true)
-  await new Promise<void>((resolve) => socket.once('connect', resolve))
-  const payload = Buffer.alloc(64, 7)
-  const samples: number[] = []
-  for (let i = 0; i < n; i++) {
-    const start = performance.now()
-    await new Promise<void>((resolve) => {
-      let got = 0
-      const onData = (d: Buffer) => {
-        got += d.byteLength
-        if (got >= payload.byteLength) {
-          socket.off('data', onData)
-          resolve()
-        }
-      }
-      socket.on('data', onData)
-      socket.write(payload)
-    })
-    samples.push(performance.now() - start)
-  }
-  socket.destroy()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return samples
-}
 
 export async function run(opts: { json: boolean; quick: boolean }): Promise<BenchResult[]> {
   const perHost = 25
@@ -119,7 +46,7 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`  ${s}\n`)
   }
-  const hosts = [new Host(), new Host()]
+  const hosts = [new BenchHost(HOST, 'discovery', ['--expose-gc']), new BenchHost(HOST, 'discovery', ['--expose-gc'])]
   try {
     await Promise.all(hosts.map((h) => h.ready))
     const baselines = await Promise.all(hosts.map((h) => h.call<{ rssMiB: number }>('baseline')))

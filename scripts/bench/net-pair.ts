@@ -13,86 +13,14 @@
  *   after the entry is durable in the consumer's LevelDB). Limit: a raw
  *   node:net TCP round trip on loopback, measured in the same run.
  */
-import { type ChildProcess, fork } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { connect, createServer, type Socket } from 'node:net'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { BenchHost, percentile, tcpRoundTrips } from './common.ts'
 import type { BenchResult } from './result.ts'
 
 const HOST = join(dirname(fileURLToPath(import.meta.url)), 'net', 'pair-host.ts')
-
-class Host {
-  readonly child: ChildProcess
-  readonly ready: Promise<void>
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  #next = 1
-
-  constructor() {
-    this.child = fork(HOST, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => {
-        const err = new Error(`pair bench host exited with ${code}`)
-        reject(err)
-        for (const w of this.#pending.values()) w.reject(err)
-        this.#pending.clear()
-      })
-      this.child.on('message', (raw) => {
-        const msg = raw as { id: number; ok: boolean; value?: unknown; error?: string }
-        if (msg.id === 0) return resolve()
-        const w = this.#pending.get(msg.id)
-        this.#pending.delete(msg.id)
-        if (msg.ok) w?.resolve(msg.value)
-        else w?.reject(new Error(msg.error))
-      })
-    })
-  }
-
-  call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.#next++
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      this.child.send({ id, op, args })
-    })
-  }
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN
-}
-
-/** Round trips of 64 bytes over a raw loopback TCP socket, ms. */
-async function tcpRoundTrips(n: number): Promise<number[]> {
-  const server = createServer((socket) => socket.on('data', (d) => socket.write(d)))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  const socket: Socket = connect(port, '127.0.0.1')
-  socket.setNoDelay(true)
-  await new Promise<void>((resolve) => socket.once('connect', resolve))
-  const payload = Buffer.alloc(64, 7)
-  const samples: number[] = []
-  for (let i = 0; i < n; i++) {
-    const start = performance.now()
-    await new Promise<void>((resolve) => {
-      let got = 0
-      const onData = (d: Buffer) => {
-        got += d.byteLength
-        if (got >= payload.byteLength) {
-          socket.off('data', onData)
-          resolve()
-        }
-      }
-      socket.on('data', onData)
-      socket.write(payload)
-    })
-    samples.push(performance.now() - start)
-  }
-  socket.destroy()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return samples
-}
 
 export async function run(opts: { json: boolean; quick: boolean }): Promise<BenchResult[]> {
   const entries = opts.quick ? 10_000 : 40_000
@@ -101,8 +29,8 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
     if (!opts.json) process.stderr.write(`  ${s}\n`)
   }
   const dir = await mkdtemp(join(tmpdir(), 'tally-bench-pair-'))
-  const provider = new Host()
-  const consumer = new Host()
+  const provider = new BenchHost(HOST, 'pair')
+  const consumer = new BenchHost(HOST, 'pair')
   try {
     await Promise.all([provider.ready, consumer.ready])
     const p = await provider.call<{ peerId: string; addr: string }>('init', { dir: join(dir, 'provider') })
