@@ -70,6 +70,8 @@ export const monitorSettingsSchema = z.strictObject({
       timeoutMs: ms.default(30_000),
     })
     .prefault({}),
+  /** Control API, Prometheus /metrics on 127.0.0.1; port 0 picks one (written to <dataDir>/control.json). */
+  control: z.strictObject({ port: z.number().int().min(0).max(65535).default(0) }).prefault({}),
   /** DAG-CBOR file of a credential presented by this monitor (its CID goes into each observation). */
   credential: z.string().min(1).optional(),
 })

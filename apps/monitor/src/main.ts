@@ -13,9 +13,22 @@ import { decode, decodeCredential } from '@tally/core'
 import { LevelStore } from '@tally/lineage'
 import { createTallyNode } from '@tally/node'
 import { parse as parseYaml } from 'yaml'
+import { ControlServer, createLog, Metrics } from '@tally/daemon'
 import { parseMonitorConfig } from './config.ts'
 import { jsonLog } from './log.ts'
 import { Monitor } from './monitor.ts'
+
+/** Prometheus gauges over the monitor's counters, with their meaning. */
+const COUNTER_HELP: Record<string, string> = {
+  probes: 'Probes sent to providers',
+  probeFailures: 'Probes that found the provider unreachable',
+  identityFailures: 'Identity challenges that failed',
+  computeChallenges: 'Compute challenges sent',
+  computeFailures: 'Compute challenges answered wrongly or too slowly',
+  observationsPublished: 'Signed observations published on gossip',
+  publishFailures: 'Observations that could not be published',
+  warrantsIssued: 'Warrants this monitor issued',
+}
 
 const log = jsonLog(process.stderr, process.env['TALLY_LOG_LEVEL'] === 'debug' ? 'debug' : 'info')
 
@@ -35,6 +48,7 @@ async function main(): Promise<void> {
   const monitor = await Monitor.create({ node, store, settings: config.settings, ...(credential === undefined ? {} : { credential }), log })
 
   let stopping = false
+  let stopControl: () => Promise<void> = async () => {}
   const shutdown = (signal: string): void => {
     if (stopping) return
     stopping = true
@@ -44,8 +58,8 @@ async function main(): Promise<void> {
       process.exit(1)
     }, 15_000)
     hardStop.unref()
-    monitor
-      .stop()
+    stopControl()
+      .then(() => monitor.stop())
       .then(() => node.stop())
       .then(() => store.close())
       .then(
@@ -60,7 +74,23 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => shutdown('SIGINT'))
 
   await monitor.start()
-  process.stdout.write(`${JSON.stringify({ peerId: node.peerId, multiaddrs: node.multiaddrs() })}\n`)
+  const metrics = new Metrics('monitor', node.peerId)
+  for (const [name, help] of Object.entries(COUNTER_HELP)) {
+    metrics.gauge(`monitor_${name}`, help, [], (g) => {
+      g.set(Number((monitor.counters as unknown as Record<string, number>)[name] ?? 0))
+    })
+  }
+  const control = new ControlServer({
+    dataDir: config.node.dataDir,
+    port: config.settings.control.port,
+    log: createLog('monitor', { level: 'warn' }),
+    metrics,
+    info: { role: 'monitor', peerId: node.peerId },
+  })
+  control.route('GET', '/v1/status', () => ({ role: 'monitor', peerId: node.peerId, multiaddrs: node.multiaddrs(), counters: monitor.counters }))
+  await control.start()
+  stopControl = () => control.stop()
+  process.stdout.write(`${JSON.stringify({ event: 'ready', peerId: node.peerId, multiaddrs: node.multiaddrs(), control: control.url })}\n`)
 }
 
 main().catch((err: unknown) => {

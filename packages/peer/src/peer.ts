@@ -5,7 +5,7 @@ import { type CID, type Identity, loadOrCreateIdentity, type PeerIdString } from
 import type { Log } from '@tally/daemon'
 import type { DealState, Observation } from '@tally/deal'
 import { exportPairLogBytes, LevelStore, PairLog, type PairDescriptor, pairIdOf } from '@tally/lineage'
-import { createTallyNode, type NodeConfig, ObservationIntake, PairSessions, submitCase, type TallyNode } from '@tally/node'
+import { createTallyNode, type NodeConfig, ObservationIntake, PairSessions, submitCase, type TallyNode, WarrantGossip, WarrantRegistry } from '@tally/node'
 import { type ArbitrationAnswer, DealEngine, type EngineEvent, type EngineHooks } from './deal-engine.ts'
 
 export interface PeerOptions {
@@ -34,6 +34,8 @@ export class TallyPeer {
   readonly node: TallyNode
   readonly sessions: PairSessions
   readonly intake: ObservationIntake
+  /** Warrants against equivocating monitors and parties, from gossip and our own intake. */
+  readonly warrants: WarrantGossip
   readonly log: Log
   readonly #opts: PeerOptions
   readonly #logs = new Map<string, PairLog>()
@@ -48,7 +50,23 @@ export class TallyPeer {
     this.store = store
     this.node = node
     this.log = opts.log
-    this.intake = new ObservationIntake({ gossip: node.gossip, store, log: node.log })
+    const registry = new WarrantRegistry()
+    this.warrants = new WarrantGossip({
+      gossip: node.gossip,
+      identity,
+      log: node.log,
+      registry,
+      store,
+      onWarrant: (w, origin) => this.log.warn('warrant', { offender: w.offender, offence: w.offence, origin }),
+    })
+    // A monitor that signs two observations with one seq is warranted, and its evidence refused for later deals.
+    this.intake = new ObservationIntake({
+      gossip: node.gossip,
+      store,
+      log: node.log,
+      warrants: registry,
+      onConflict: (a, b) => void this.warrants.reportObservations(a, b).catch(() => undefined),
+    })
     this.sessions = new PairSessions({
       node,
       store,
@@ -78,6 +96,7 @@ export class TallyPeer {
     }
     const peer = new TallyPeer(opts, identity, store, node)
     for (const addr of opts.addressBook ?? []) await peer.remember(addr)
+    await node.register(peer.warrants)
     await node.register(peer.intake)
     await peer.sessions.start()
     // Resume the deals of every pair this node holds.
@@ -161,8 +180,13 @@ export class TallyPeer {
     const from = deal.start + epoch * t.epochMs
     const pair = this.pairOfDeal(deal)
     if (pair === undefined) return []
-    const all = await this.intake.observationsFor({ subject: pair.provider, monitors: t.rule.monitors.map((m) => m.peer), from, to: from + t.epochMs })
-    return all
+    return this.intake.observationsFor({
+      subject: pair.provider,
+      monitors: t.rule.monitors.map((m) => m.peer),
+      from,
+      to: from + t.epochMs,
+      acceptedAt: deal.start,
+    })
   }
 
   /** Subscribe to the provider's observation shard for a deal's named monitors. */
