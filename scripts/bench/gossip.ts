@@ -26,50 +26,14 @@
  *   here. Each delivery needs at least two (gossipsub's envelope
  *   signature and the observation's own).
  */
-import { type ChildProcess, fork } from 'node:child_process'
-import { connect, createServer, type Socket } from 'node:net'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { Identity, verifySignature } from '@tally/core'
+import { BenchHost, percentile, tcpRoundTrips } from './common.ts'
 import type { BenchResult } from './result.ts'
 
 const HOST = join(dirname(fileURLToPath(import.meta.url)), 'gossip', 'host.ts')
-
-class Host {
-  readonly child: ChildProcess
-  readonly ready: Promise<void>
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
-  #next = 1
-
-  constructor() {
-    this.child = fork(HOST, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    this.ready = new Promise((resolve, reject) => {
-      this.child.once('exit', (code) => {
-        const err = new Error(`gossip bench host exited with ${code}`)
-        reject(err)
-        for (const waiter of this.#pending.values()) waiter.reject(err)
-        this.#pending.clear()
-      })
-      this.child.on('message', (raw) => {
-        const msg = raw as { id: number; ok: boolean; value?: unknown; error?: string }
-        if (msg.id === 0) return resolve()
-        const waiter = this.#pending.get(msg.id)
-        this.#pending.delete(msg.id)
-        if (msg.ok) waiter?.resolve(msg.value)
-        else waiter?.reject(new Error(msg.error))
-      })
-    })
-  }
-
-  call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.#next++
-    return new Promise<T>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
-      this.child.send({ id, op, args })
-    })
-  }
-}
 
 interface Collected {
   sent: [string, [number, string]][]
@@ -82,43 +46,6 @@ interface Collected {
   bytes: number
 }
 
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
-  return sorted[rank] ?? Number.NaN
-}
-
-async function tcpRoundTrips(n: number): Promise<number[]> {
-  const server = createServer((socket) => socket.on('data', (d) => socket.write(d)))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  const socket: Socket = connect(port, '127.0.0.1')
-  socket.setNoDelay(true)
-  await new Promise<void>((resolve) => socket.once('connect', resolve))
-  const payload = Buffer.alloc(64, 7)
-  const samples: number[] = []
-  for (let i = 0; i < n; i++) {
-    const start = performance.now()
-    await new Promise<void>((resolve) => {
-      let got = 0
-      const onData = (d: Buffer) => {
-        got += d.byteLength
-        if (got >= payload.byteLength) {
-          socket.off('data', onData)
-          resolve()
-        }
-      }
-      socket.on('data', onData)
-      socket.write(payload)
-    })
-    samples.push(performance.now() - start)
-  }
-  socket.destroy()
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return samples
-}
-
-/** Microseconds per Ed25519 verify of a 1 KiB payload with node:crypto and a cached public key (median of 5 rounds). */
 function ed25519VerifyUs(): number {
   const id = Identity.generate()
   const payload = new Uint8Array(1024).fill(7)
@@ -145,7 +72,7 @@ export async function run(opts: { json: boolean; quick: boolean }): Promise<Benc
   const log = (s: string) => {
     if (!opts.json) process.stderr.write(`  ${s}\n`)
   }
-  const hosts = Array.from({ length: hostCount }, () => new Host())
+  const hosts = Array.from({ length: hostCount }, () => new BenchHost(HOST, 'gossip'))
   try {
     await Promise.all(hosts.map((h) => h.ready))
     const sizes = hosts.map((_, i) => Math.floor(total / hostCount) + (i < total % hostCount ? 1 : 0))
