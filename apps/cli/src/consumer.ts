@@ -44,6 +44,7 @@ export async function startConsumerPeer(dataDir: string, flags: NetworkFlags, lo
     },
     onEngineEvent: (_pair, e) => {
       if (e.type === 'duty-failed') log.warn('duty failed', { duty: e.duty.type, err: e.error })
+      else if (e.type === 'error') log.warn('deal engine error', { what: e.what, err: e.error })
       else if (e.type === 'rejected') log.warn('entry refused by the deal reducer', { err: e.error })
     },
   })

@@ -50,6 +50,7 @@ export class ProviderDaemon {
       },
       onEngineEvent: (_pair, e) => {
         if (e.type === 'duty-failed') this.log.warn('duty failed', { duty: e.duty.type, err: e.error })
+        else if (e.type === 'error') this.log.warn('deal engine error', { what: e.what, err: e.error })
         else if (e.type === 'rejected') this.log.warn('entry refused by the deal reducer', { err: e.error })
         else if (e.type === 'entry') this.log.debug('entry', { kind: e.block.entry.kind, seq: e.block.entry.seq, origin: e.origin })
       },

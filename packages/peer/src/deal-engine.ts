@@ -69,6 +69,7 @@ export interface EngineHooks {
 export type EngineEvent =
   | { type: 'entry'; block: EntryBlock; origin: 'local' | 'remote' }
   | { type: 'duty-failed'; duty: Duty; error: unknown }
+  | { type: 'error'; what: string; error: unknown }
   | { type: 'rejected'; block: EntryBlock; error: unknown }
 
 export interface DealEngineOptions {
@@ -180,7 +181,7 @@ export class DealEngine {
     }
     this.#running = true
     void this.#work()
-      .catch((error: unknown) => this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'close', deal: this.#state.pairId, reason: 'completed' }, error }))
+      .catch((error: unknown) => this.#opts.onEvent?.({ type: 'error', what: 'deal engine pass', error }))
       .finally(() => {
         this.#running = false
         if (this.#again) {
@@ -386,7 +387,7 @@ export class DealEngine {
     void fn()
       .catch((error: unknown) => {
         this.#backoff.set(k, this.#now() + 2_000)
-        this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'close', deal: this.#state.pairId, reason: 'completed' }, error })
+        this.#opts.onEvent?.({ type: 'error', what: k, error })
       })
       .finally(() => {
         this.#inFlight.delete(k)
