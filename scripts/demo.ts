@@ -139,12 +139,12 @@ async function main(): Promise<void> {
       '--peer',
       dialable(arbReady),
       '--deadline',
-      '150000',
+      '240000',
       // Long enough for the killed provider's usage claims to arrive before its epochs are judged.
       '--evidence-grace-ms',
-      '20000',
+      '45000',
       '--answer-ms',
-      '40000',
+      '60000',
     ],
     join(consumerDir, 'log.txt'),
   )

@@ -49,5 +49,5 @@ describe('pnpm demo', () => {
     // Nothing the demo started is still running.
     const { stdout: ps } = await promisify(execFile)('ps', ['-eo', 'args'])
     expect(ps.split('\n').filter((l) => l.includes(dir))).toEqual([])
-  }, 300_000)
+  }, 420_000)
 })

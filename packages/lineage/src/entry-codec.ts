@@ -204,7 +204,38 @@ export function signEntryFast(identity: Identity, fields: EntryFields): EntryBlo
 /** CIDv1 dag-cbor sha2-256 of bytes (one-shot hash: faster than a Hash object per entry). */
 function cidOf(data: Uint8Array): CID {
   const d = hash('sha256', data, 'buffer') as unknown as Uint8Array
-  return CID.createV1(0x71, Digest.create(0x12, new Uint8Array(d.buffer, d.byteOffset, d.byteLength)))
+  return remember(cidOfDigest(d, 0))
+}
+
+/** The binary CID prefix of every entry link: v1, dag-cbor, sha2-256, 32 bytes. */
+const CID_HEAD = Uint8Array.of(0x01, 0x71, 0x12, 0x20)
+
+/** A CIDv1 dag-cbor sha2-256 from the 32-byte digest at `at`, laid out as `CID.decode` lays it out (views into one array). */
+function cidOfDigest(src: Uint8Array, at: number): CID {
+  const bytes = new Uint8Array(36)
+  bytes.set(CID_HEAD, 0)
+  bytes.set(src.subarray(at, at + 32), 4)
+  return new CID(1, 0x71, new Digest.Digest(0x12, 32, bytes.subarray(4), bytes.subarray(2)), bytes)
+}
+
+/**
+ * Recently made entry CIDs. Along a chain the pair id repeats and each
+ * `prev` is the CID computed for the entry before, so decoding reuses
+ * those (immutable) objects instead of building new ones.
+ */
+const recentCids: (CID | undefined)[] = [undefined, undefined, undefined, undefined]
+let recentNext = 0
+
+function remember(cid: CID): CID {
+  recentCids[recentNext] = cid
+  recentNext = (recentNext + 1) & 3
+  return cid
+}
+
+function digestIs(cid: CID, b: Uint8Array, at: number): boolean {
+  const c = cid.bytes
+  for (let i = 0; i < 32; i++) if (c[4 + i] !== b[at + i]) return false
+  return true
 }
 
 // ---------------------------------------------------------------------------
@@ -433,8 +464,10 @@ function copy(b: Uint8Array, start: number, end: number): Uint8Array {
   return out
 }
 
+/** The CID whose digest is at `digestAt` (the scanner has checked its prefix is CID_HEAD). */
 function cidAt(b: Uint8Array, digestAt: number): CID {
-  return CID.decode(copy(b, digestAt - 4, digestAt + 32))
+  for (const c of recentCids) if (c !== undefined && digestIs(c, b, digestAt)) return c
+  return remember(cidOfDigest(b, digestAt))
 }
 
 /**
@@ -451,6 +484,39 @@ export function decodeEntryFast(data: Uint8Array): EntryBlock {
   } catch {
     return decodeEntry(data)
   }
+  return blockOf(data, s, body)
+}
+
+/**
+ * Decode entry bytes known to be canonical DAG-CBOR (what `encode` of the
+ * decoded entry would give back, byte for byte), or undefined when that is
+ * not established here: the caller then decodes with `decodeEntryFast` and
+ * compares a full re-encoding, which decides and names the fault.
+ *
+ * Only the body needs re-encoding: `scanEnvelope` accepts nothing but the
+ * canonical envelope layout (key order, minimal heads, one CID form, ASCII
+ * strings, no trailing bytes), and the envelope's values re-encode to the
+ * bytes they were read from.
+ */
+export function decodeCanonicalEntry(data: Uint8Array): EntryBlock | undefined {
+  if (!(data instanceof Uint8Array)) return undefined
+  const s = scanEnvelope(data)
+  if (s === undefined) return undefined
+  const raw = data.subarray(s.bodyStart, s.bodyEnd)
+  let body: unknown
+  let again: Uint8Array
+  try {
+    body = decode(raw)
+    again = encode(body)
+  } catch {
+    return undefined
+  }
+  if (again.byteLength !== raw.byteLength) return undefined
+  for (let i = 0; i < raw.byteLength; i++) if (again[i] !== raw[i]) return undefined
+  return blockOf(data, s, body)
+}
+
+function blockOf(data: Uint8Array, s: EnvelopeScan, body: unknown): EntryBlock {
   const entry: Entry = {
     v: 1,
     pair: cidAt(data, s.pairDigestAt),

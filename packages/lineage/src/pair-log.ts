@@ -18,7 +18,7 @@ import { type CheckpointContext, checkCheckpointBody, checkProposalBody } from '
 import { type CheckpointStatement, signStatement } from './checkpoint-statement.ts'
 import { type CheckpointState, decodeCheckpointState, encodeCheckpointState } from './coverage.ts'
 import { CidMap } from './cid-map.ts'
-import { decodeEntryFast, signEntryFast } from './entry-codec.ts'
+import { decodeCanonicalEntry, decodeEntryFast, signEntryFast } from './entry-codec.ts'
 import { makeEquivocationProof, verifyEquivocationProof } from './equivocation.ts'
 import {
   BrokenLinkError,
@@ -440,6 +440,8 @@ export class PairLog implements PairLogApi, CheckpointContext {
   #decodeForeign(b: Uint8Array | EntryBlock): EntryBlock {
     const bytes = b instanceof Uint8Array ? b : (b as Partial<EntryBlock> | null)?.bytes
     if (!(bytes instanceof Uint8Array)) throw new DecodeError('expected entry bytes or an EntryBlock')
+    const known = decodeCanonicalEntry(bytes)
+    if (known !== undefined) return known
     const block = decodeEntryFast(bytes)
     // Signatures cover a canonical re-encoding, so a re-encoded variant would verify under another CID.
     if (!bytesEqual(encode(block.entry), bytes)) throw new DecodeError(`entry ${block.cid} is not canonical DAG-CBOR`, entryRef(block))

@@ -1,9 +1,9 @@
-import { type EntryBlock, TallyError, decodeEntry, signEntry } from '@tally/core'
+import { type EntryBlock, TallyError, decodeEntry, encode, entrySignatureValid, signEntry } from '@tally/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { decodeEntryFast, signEntryFast } from '../src/entry-codec.ts'
+import { decodeCanonicalEntry, decodeEntryFast, signEntryFast } from '../src/entry-codec.ts'
 import { fieldsArb, mutate, mutation } from './arbitraries.ts'
-import { seeded } from './helpers.ts'
+import { seeded, withBody } from './helpers.ts'
 
 const id = seeded(3)
 
@@ -40,4 +40,44 @@ describe('fast entry codec', () => {
       { numRuns: 2000 },
     )
   })
+
+  it('vouches for canonical bytes only: whatever it decodes re-encodes to the same bytes', () => {
+    fc.assert(
+      fc.property(fieldsArb(id.peerId), fc.array(mutation, { maxLength: 3 }), (fields, muts) => {
+        const signed = signEntry(id, fields).bytes
+        let bytes = signed
+        for (const m of muts) bytes = mutate(bytes, m)
+        const fast = decodeCanonicalEntry(bytes)
+        if (muts.length === 0) expect(fast).toBeDefined()
+        if (fast === undefined) return
+        const core = decodeEntry(bytes)
+        expect(Buffer.from(encode(core.entry)).equals(Buffer.from(bytes))).toBe(true)
+        expect(fast.cid.equals(core.cid)).toBe(true)
+        expect(fast.entry).toEqual(core.entry)
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('refuses a signed envelope whose body is decodable but not canonical', () => {
+    const b = signEntry(id, { ...fieldsArbSample(), body: { a: 1, b: 2 } })
+    const variants = [
+      Uint8Array.of(0xa2, 0x61, 0x62, 0x02, 0x61, 0x61, 0x01), // keys out of order
+      Uint8Array.of(0xa2, 0x61, 0x61, 0xfb, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0, 0x61, 0x62, 0x02), // 1 as a float
+    ]
+    for (const body of variants) {
+      const bytes = withBody(b.bytes, body)
+      const loose = decodeEntryFast(bytes)
+      expect(loose.entry.body).toEqual({ a: 1, b: 2 })
+      // The signature covers the canonical re-encoding, so only the canonical check tells this variant apart.
+      expect(entrySignatureValid(loose.entry)).toBe(true)
+      expect(loose.cid.equals(b.cid)).toBe(false)
+      expect(decodeCanonicalEntry(bytes)).toBeUndefined()
+    }
+    expect(decodeCanonicalEntry(b.bytes)?.cid.equals(b.cid)).toBe(true)
+  })
 })
+
+function fieldsArbSample() {
+  return fc.sample(fieldsArb(id.peerId), { numRuns: 1, seed: 7 })[0]!
+}

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Identity } from '@tally/core'
 import type { PairDescriptor } from '../src/api.ts'
+import { scanEnvelope } from '../src/entry-codec.ts'
 import { PairLog, type PairLogOptions } from '../src/pair-log.ts'
 import type { Store } from '../src/store.ts'
 import { MemoryStore } from '../src/store-memory.ts'
@@ -80,4 +81,14 @@ export async function rejectsWith(p: Promise<unknown>, name: string): Promise<Er
     return err as Error
   }
   throw new Error(`expected ${name}, but it resolved`)
+}
+
+/** `entry` with its body bytes replaced by `body` (the envelope stays canonical). */
+export function withBody(entry: Uint8Array, body: Uint8Array): Uint8Array {
+  const s = scanEnvelope(entry)!
+  const out = new Uint8Array(entry.byteLength - (s.bodyEnd - s.bodyStart) + body.byteLength)
+  out.set(entry.subarray(0, s.bodyStart), 0)
+  out.set(body, s.bodyStart)
+  out.set(entry.subarray(s.bodyEnd), s.bodyStart + body.byteLength)
+  return out
 }

@@ -1,4 +1,4 @@
-import { type EntryBlock, type EntryFields, type Identity, signDocument, signEntry } from '@tally/core'
+import { decodeEntry, type EntryBlock, type EntryFields, entrySignatureValid, type Identity, signDocument, signEntry } from '@tally/core'
 import { describe, expect, it } from 'vitest'
 import { scanEnvelope } from '../src/entry-codec.ts'
 import { decodeEquivocationProof, encodeEquivocationProof, verifyEquivocationProof } from '../src/equivocation.ts'
@@ -6,7 +6,7 @@ import type { EquivocationError, GapError } from '../src/errors.ts'
 import { pairIdOf, roleOf } from '../src/pair.ts'
 import { PairLog } from '../src/pair-log.ts'
 import { MemoryStore } from '../src/store-memory.ts'
-import { makePair, ownChain, rejectsWith, seeded, snapshot, sync } from './helpers.ts'
+import { makePair, ownChain, rejectsWith, seeded, snapshot, sync, withBody } from './helpers.ts'
 
 /** An entry by `who` continuing `after` (a block of who's chain) with overrides. */
 function next(who: Identity, after: EntryBlock, over: Partial<EntryFields> = {}): EntryBlock {
@@ -133,6 +133,17 @@ describe('ingest', () => {
     ['the same entry twice', 'DuplicateEntryError', async ({ chain }) => [chain[0]!, chain[1]!, chain[1]!]],
     ['truncated bytes', 'DecodeError', async ({ chain }) => [chain[0]!, chain[1]!.bytes.subarray(0, chain[1]!.bytes.byteLength - 9)]],
     ['bytes that are not an entry', 'DecodeError', async () => [Uint8Array.of(0xff, 0x00)]],
+    [
+      'a validly signed entry in non-canonical form (body keys out of order)',
+      'DecodeError',
+      async ({ chain, consumer }) => {
+        const b = next(consumer, chain[1]!, { body: { a: 1, b: 2 } })
+        const bytes = withBody(b.bytes, Uint8Array.of(0xa2, 0x61, 0x62, 0x02, 0x61, 0x61, 0x01))
+        // The signature covers the canonical re-encoding: only the canonical check refuses this variant under another CID.
+        expect(entrySignatureValid(decodeEntry(bytes).entry)).toBe(true)
+        return [chain[0]!, chain[1]!, bytes]
+      },
+    ],
     ['a wrong signature on the last entry', 'SignatureError', async ({ chain }) => [chain[0]!, chain[1]!, badSig(chain[2]!)]],
     [
       'an entry of another pair',
