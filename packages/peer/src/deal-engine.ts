@@ -18,6 +18,7 @@ import {
   type DealState,
   type Duty,
   duties,
+  epochLimit,
   epochOf,
   type EvidenceRequest,
   type Observation,
@@ -264,11 +265,13 @@ export class DealEngine {
     const now = this.#now()
     for (const id of this.#state.dealOrder) {
       const deal = this.#state.deals.get(key(id))
-      if (deal === undefined || deal.terms === null || deal.start === null || deal.status !== 'active') continue
-      const last = Math.min(deal.terms.epochs ?? deal.terms.maxEpochs ?? 0, Math.floor((now - deal.start) / deal.terms.epochMs))
-      for (let e = deal.nextUnsettled; e < last; e++) {
+      // Closed deals too: the last epoch's observations arrive after the term ends, and held epochs reopen on new evidence.
+      if (deal === undefined || deal.terms === null || deal.start === null || (deal.status !== 'active' && deal.status !== 'closed')) continue
+      const last = Math.min(epochLimit(deal), Math.floor((now - deal.start) / deal.terms.epochMs))
+      const open: number[] = [...deal.heldEpochs]
+      for (let e = deal.nextUnsettled; e < last; e++) if (epochOf(deal, e).evaluation === null) open.push(e)
+      for (const e of open) {
         const ep = epochOf(deal, e)
-        if (ep?.evaluation != null) continue
         const have = new Set((ep?.observations ?? []).map((o) => o.sig.toString()))
         for (const obs of await this.#hooks.observations(deal, e)) {
           const k = `${key(id)}/${Buffer.from(obs.sig).toString('base64')}`
@@ -289,7 +292,8 @@ export class DealEngine {
     for (const id of this.#state.dealOrder) {
       const deal = this.#state.deals.get(key(id))
       if (deal === undefined || this.#started.has(key(id))) continue
-      if (deal.status === 'active' && deal.attestation !== null && deal.manifest !== null) {
+      // A closed deal still gets the call once: a restarted provider must learn whether its workload outlived it.
+      if ((deal.status === 'active' || deal.status === 'closed') && deal.attestation !== null && deal.manifest !== null) {
         this.#started.add(key(id))
         await this.#hooks.startWorkload(deal)
       }
