@@ -493,10 +493,11 @@ export function decodeEntryFast(data: Uint8Array): EntryBlock {
  * not established here: the caller then decodes with `decodeEntryFast` and
  * compares a full re-encoding, which decides and names the fault.
  *
- * Only the body needs re-encoding: `scanEnvelope` accepts nothing but the
+ * Only the body needs checking: `scanEnvelope` accepts nothing but the
  * canonical envelope layout (key order, minimal heads, one CID form, ASCII
  * strings, no trailing bytes), and the envelope's values re-encode to the
- * bytes they were read from.
+ * bytes they were read from. The body is shown canonical by a byte scan
+ * for plain values, by re-encoding it otherwise.
  */
 export function decodeCanonicalEntry(data: Uint8Array): EntryBlock | undefined {
   if (!(data instanceof Uint8Array)) return undefined
@@ -507,6 +508,7 @@ export function decodeCanonicalEntry(data: Uint8Array): EntryBlock | undefined {
   let again: Uint8Array
   try {
     body = decode(raw)
+    if (plainCanonicalEnd(data, s.bodyStart, 0) === s.bodyEnd) return blockOf(data, s, body)
     again = encode(body)
   } catch {
     return undefined
@@ -514,6 +516,80 @@ export function decodeCanonicalEntry(data: Uint8Array): EntryBlock | undefined {
   if (again.byteLength !== raw.byteLength) return undefined
   for (let i = 0; i < raw.byteLength; i++) if (again[i] !== raw[i]) return undefined
   return blockOf(data, s, body)
+}
+
+const PROTO_KEY = utf8Of('__proto__')
+
+/**
+ * End of the item at `pos` when it is certainly canonical DAG-CBOR in a
+ * plain subset (minimal heads, safe integers, ASCII strings, byte strings,
+ * arrays, maps with ASCII keys in strictly increasing canonical order,
+ * false/true/null), NOT_CANONICAL otherwise. NOT_CANONICAL only means "not
+ * shown here" (floats, tags, non-ASCII text are left to a re-encoding),
+ * never "accepted": the bytes must already decode, this only vouches that
+ * encoding the decoded value would give them back.
+ */
+export function plainCanonicalEnd(b: Uint8Array, pos: number, depth: number): number {
+  if (depth > 64 || pos >= b.byteLength) return NOT_CANONICAL
+  const ib = b[pos]!
+  const major = ib >> 5
+  if (major === 7) return ib === 0xf4 || ib === 0xf5 || ib === 0xf6 ? pos + 1 : NOT_CANONICAL
+  if (major === 6) return NOT_CANONICAL
+  const h = readHead(b, pos, major)
+  if (h === undefined) return NOT_CANONICAL
+  const [n, next] = h
+  switch (major) {
+    case 0:
+      return next
+    case 1:
+      // -1 - n must stay a safe integer
+      return n < Number.MAX_SAFE_INTEGER ? next : NOT_CANONICAL
+    case 2:
+      return next + n > b.byteLength ? NOT_CANONICAL : next + n
+    case 3:
+      return asciiEnd(b, next, n)
+    case 4: {
+      let p = next
+      for (let i = 0; i < n && p !== NOT_CANONICAL; i++) p = plainCanonicalEnd(b, p, depth + 1)
+      return p
+    }
+    default: {
+      let p = next
+      let prevStart = -1
+      let prevLen = 0
+      for (let i = 0; i < n; i++) {
+        const k = readHead(b, p, 3)
+        if (k === undefined) return NOT_CANONICAL
+        const [len, start] = k
+        const end = asciiEnd(b, start, len)
+        if (end === NOT_CANONICAL || (len === PROTO_KEY.byteLength && match(b, start, PROTO_KEY) !== NOT_CANONICAL)) return NOT_CANONICAL
+        if (prevStart >= 0 && !keyAfter(b, prevStart, prevLen, start, len)) return NOT_CANONICAL
+        prevStart = start
+        prevLen = len
+        p = plainCanonicalEnd(b, end, depth + 1)
+        if (p === NOT_CANONICAL) return NOT_CANONICAL
+      }
+      return p
+    }
+  }
+}
+
+function asciiEnd(b: Uint8Array, start: number, len: number): number {
+  const end = start + len
+  if (end > b.byteLength) return NOT_CANONICAL
+  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return NOT_CANONICAL
+  return end
+}
+
+/** Whether key bytes at `s2` sort strictly after those at `s1` (length first, then bytewise). */
+function keyAfter(b: Uint8Array, s1: number, l1: number, s2: number, l2: number): boolean {
+  if (l1 !== l2) return l2 > l1
+  for (let i = 0; i < l1; i++) {
+    const x = b[s1 + i]!
+    const y = b[s2 + i]!
+    if (x !== y) return y > x
+  }
+  return false
 }
 
 function blockOf(data: Uint8Array, s: EnvelopeScan, body: unknown): EntryBlock {
