@@ -26,28 +26,41 @@ export function nodeConfigFrom(f: NetworkFlags): Omit<NodeConfig, 'dataDir' | 'i
 /** A consumer peer run by the CLI itself: its own node, store and deal engines. */
 export async function startConsumerPeer(dataDir: string, flags: NetworkFlags, log: Log = createLog('tally', { level: 'warn', pretty: true })) {
   let hooks: ConsumerHooks | undefined
-  const peer = await TallyPeer.start({
-    dataDir,
-    node: nodeConfigFrom(flags),
-    log,
-    addressBook: flags.peer ?? [],
-    acceptPair: (pair) => pair.consumer === peer.peerId,
-    hooks: (p) => {
-      hooks ??= new ConsumerHooks({
-        store: p.store,
-        rail: new LedgerRail(),
-        observations: (deal, epoch) => p.observationsFor(deal, epoch),
-        arbitrate: (deal, dispute, appeal) => p.arbitrate(deal, dispute, appeal),
-        onActive: (deal) => p.watchDeal(deal),
-      })
-      return hooks
-    },
-    onEngineEvent: (_pair, e) => {
-      if (e.type === 'duty-failed') log.warn('duty failed', { duty: e.duty.type, err: e.error })
-      else if (e.type === 'error') log.warn('deal engine error', { what: e.what, err: e.error })
-      else if (e.type === 'rejected') log.warn('entry refused by the deal reducer', { err: e.error })
-    },
-  })
+  let peer: TallyPeer
+  try {
+    peer = await TallyPeer.start({
+      dataDir,
+      node: nodeConfigFrom(flags),
+      log,
+      addressBook: flags.peer ?? [],
+      acceptPair: (pair) => pair.consumer === peer.peerId,
+      hooks: (p) => {
+        hooks ??= new ConsumerHooks({
+          store: p.store,
+          rail: new LedgerRail(),
+          observations: (deal, epoch) => p.observationsFor(deal, epoch),
+          arbitrate: (deal, dispute, appeal) => p.arbitrate(deal, dispute, appeal),
+          onActive: (deal) => p.watchDeal(deal),
+        })
+        return hooks
+      },
+      onEngineEvent: (_pair, e) => {
+        if (e.type === 'duty-failed') log.warn('duty failed', { duty: e.duty.type, err: e.error })
+        else if (e.type === 'error') log.warn('deal engine error', { what: e.what, err: e.error })
+        else if (e.type === 'rejected') log.warn('entry refused by the deal reducer', { err: e.error })
+      },
+    })
+  } catch (err) {
+    // LevelDB allows one process per store.
+    if (err instanceof Error && /LOCK/.test(err.message)) {
+      throw new CliError(
+        `another tally process holds ${dataDir}`,
+        EXIT.failed,
+        'a `tally node` or `tally deal open` runs there: use `tally deal list/show/watch` against it, or another --data-dir',
+      )
+    }
+    throw err
+  }
   const ensureHooks = (): ConsumerHooks => {
     if (hooks === undefined) throw new CliError('consumer hooks not ready', EXIT.failed)
     return hooks
