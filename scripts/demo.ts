@@ -37,6 +37,7 @@ async function main(): Promise<void> {
   // Identities first: the providers' configs name the monitors and arbiter they accept.
   const seed = await prepare(out, 'bootstrap')
   const arb = await prepare(out, 'arbiter')
+  const appealArb = await prepare(out, 'appeal-arbiter')
   const mons = await Promise.all(['monitor-1', 'monitor-2', 'monitor-3'].map((n) => prepare(out, n)))
   const provs = await Promise.all(
     [
@@ -59,8 +60,24 @@ async function main(): Promise<void> {
   const seedAddr = dialable(await bootstrap.ready)
   say(`bootstrap peer ${seedAddr}`)
 
-  const arbFile = await writeConfig(arb.dir, { dataDir: 'data', listen, bootstrap: [seedAddr], network: local, log: { level: 'info' } })
+  const arbFile = await writeConfig(arb.dir, {
+    dataDir: 'data',
+    listen,
+    bootstrap: [seedAddr],
+    network: local,
+    arbiter: { mode: 'first-instance' },
+    log: { level: 'info' },
+  })
   const arbiter = new Proc('arbiter', entries.arbiter, [arbFile], join(arb.dir, 'log.jsonl'))
+  const appealFile = await writeConfig(appealArb.dir, {
+    dataDir: 'data',
+    listen,
+    bootstrap: [seedAddr],
+    network: local,
+    arbiter: { mode: 'appeal' },
+    log: { level: 'info' },
+  })
+  const appealArbiter = new Proc('appeal-arbiter', entries.arbiter, [appealFile], join(appealArb.dir, 'log.jsonl'))
 
   const startProvider = async (p: (typeof provs)[number]) => {
     const file = await writeConfig(p.dir, {
@@ -75,8 +92,10 @@ async function main(): Promise<void> {
           pricePerEpoch: `${p.price}USD`,
           epochMs: EPOCH_MS,
           monitors: mons.map((m) => m.peerId),
-          arbiters: [arb.peerId],
+          arbiters: [arb.peerId, appealArb.peerId],
         },
+        // A provider whose workload ran through an outage appeals a ruling that pays it nothing.
+        appealWhenWorkloadRan: true,
       },
       log: { level: 'info' },
     })
@@ -85,6 +104,7 @@ async function main(): Promise<void> {
   const providers = await Promise.all(provs.map(startProvider))
   const ready = await Promise.all(providers.map((p) => p.ready))
   const arbReady = await arbiter.ready
+  const appealReady = await appealArbiter.ready
   say(`arbiter ${arb.peerId.slice(-8)}, providers ${provs.map((p, i) => `${p.jur}=${ready[i]!.peerId.slice(-8)}`).join(' ')}`)
 
   const monitors = await Promise.all(
@@ -126,6 +146,10 @@ async function main(): Promise<void> {
       ...mons.map((m) => m.peerId),
       '--arbiter',
       arb.peerId,
+      '--appeal-arbiter',
+      appealArb.peerId,
+      '--appeal-ms',
+      '15000',
       '--collateral',
       '300USD',
       '--command',
@@ -138,6 +162,7 @@ async function main(): Promise<void> {
       seedAddr,
       '--peer',
       dialable(arbReady),
+      dialable(appealReady),
       '--deadline',
       '240000',
       // Long enough for the killed provider's usage claims to arrive before its epochs are judged.
@@ -202,7 +227,7 @@ async function main(): Promise<void> {
         epochs: number[]
         status: string
         reason: string
-        rulings: { arbiter: string; toProvider: number; collateralToConsumer: number }[]
+        rulings: { arbiter: string; toProvider: number; collateralToConsumer: number; appeal: boolean }[]
       }[]
     }[]
     exports: { file: string; provider: string; verified: boolean }[]

@@ -29,7 +29,7 @@ describe('pnpm demo', () => {
     expect(code, stderr.slice(-2000)).toBe(0)
     const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
       deals: { provider: string; jurisdiction: string; state: string; epochsPerformed: number; paid: number }[]
-      disputes: { provider: string; status: string; rulings: unknown[] }[]
+      disputes: { provider: string; status: string; rulings: { appeal: boolean }[] }[]
       exports: { verified: boolean }[]
       explorer: { status: number }
       killed: string
@@ -43,6 +43,8 @@ describe('pnpm demo', () => {
       expect(x.rulings.length).toBeGreaterThan(0)
     }
     expect(summary.disputes.some((x) => x.provider === summary.killed)).toBe(true)
+    // The killed provider's workload ran through the outage, so it appeals; the appeal arbiter's ruling is the final one.
+    expect(summary.disputes.some((x) => x.rulings.some((r) => r.appeal))).toBe(true)
     expect(summary.exports).toHaveLength(3)
     for (const e of summary.exports) expect(e.verified).toBe(true)
     expect(summary.explorer.status).toBe(200)

@@ -40,6 +40,8 @@ export const providerSettingsSchema = z.strictObject({
   workDir: z.string().default('work'),
   /** Credential files presented in the offer (DAG-CBOR, from `tally credential issue`). */
   credentials: z.array(z.string()).default([]),
+  /** Appeal first-instance rulings that pay nothing for epochs this provider's workload ran (when the contract names an appeal arbiter). */
+  appealWhenWorkloadRan: z.boolean().default(false),
   /** Peers to remember at start (arbiters, monitors): multiaddrs ending in /p2p/<id>. */
   peers: z.array(z.string()).default([]),
 })

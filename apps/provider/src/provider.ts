@@ -45,6 +45,7 @@ export class ProviderDaemon {
           log: this.log.child('executor'),
           observations: (deal, epoch) => peer.observationsFor(deal, epoch),
           onActive: (deal) => peer.watchDeal(deal),
+          appealWhenWorkloadRan: c.settings.appealWhenWorkloadRan,
         })
         return hooks
       },

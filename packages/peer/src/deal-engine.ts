@@ -3,6 +3,7 @@ import {
   type Attestation,
   buildAcceptance,
   buildAck,
+  buildAppeal,
   buildCertificate,
   buildClose,
   buildCollateral,
@@ -16,6 +17,7 @@ import {
   buildVoucher,
   type ContractTerms,
   type DealState,
+  type DisputeState,
   type Duty,
   duties,
   epochLimit,
@@ -63,6 +65,8 @@ export interface EngineHooks {
   arbitrate?(deal: DealState, dispute: CID, appeal: boolean): Promise<ArbitrationAnswer>
   /** A party's answer to an arbiter's evidence request relayed into the log. */
   evidenceAnswer?(deal: DealState, request: CID): { answer: string; refs: CID[] }
+  /** A party's choice to appeal a first-instance ruling: the reason, or undefined to accept it. */
+  appeal?(deal: DealState, dispute: DisputeState): string | undefined
   /** Stop the workload of a deal that has ended. */
   stopWorkload?(deal: DealState): Promise<void>
 }
@@ -112,6 +116,8 @@ export class DealEngine {
   readonly #backoff = new Map<string, number>()
   readonly #started = new Set<string>()
   readonly #attached = new Set<string>()
+  /** Disputes whose first ruling this party has decided on (appealed or accepted). */
+  readonly #appealDecided = new Set<string>()
   /** Stored entries not yet reduced because a causal predecessor has not been reported yet. */
   readonly #waiting: EntryBlock[] = []
 
@@ -243,6 +249,7 @@ export class DealEngine {
     // Each appended entry changes the duties, so re-read after every one (bounded per pass).
     for (let step = 0; step < 64 && !this.#stopped; step++) {
       await this.#attachEvidence()
+      await this.#appeals()
       const now = this.#now()
       const todo = duties(this.#state, this.role, now).filter((d) => !this.#inFlight.has(dutyKey(d)) && (this.#backoff.get(dutyKey(d)) ?? 0) <= now)
       await this.#startWorkloads()
@@ -282,6 +289,28 @@ export class DealEngine {
           } catch (error) {
             this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'evaluate', deal: id, epoch: e }, error })
           }
+        }
+      }
+    }
+  }
+
+  /** Offer each fresh first-instance ruling to the party's appeal policy, once. */
+  async #appeals(): Promise<void> {
+    if (this.#hooks.appeal === undefined) return
+    for (const id of this.#state.dealOrder) {
+      const deal = this.#state.deals.get(key(id))
+      if (deal === undefined || deal.terms?.appealArbiter == null) continue
+      for (const dk of deal.disputeOrder) {
+        const dispute = deal.disputes.get(dk)
+        const ruling = dispute?.rulings[0]
+        if (dispute === undefined || ruling === undefined || dispute.status !== 'ruled' || dispute.appeal !== null || this.#appealDecided.has(dk)) continue
+        this.#appealDecided.add(dk)
+        const reason = this.#hooks.appeal(deal, dispute)
+        if (reason === undefined) continue
+        try {
+          await this.log.append('appeal', buildAppeal(deal.id, ruling.cid, reason))
+        } catch (error) {
+          this.#opts.onEvent?.({ type: 'error', what: `appeal of ${dk}`, error })
         }
       }
     }

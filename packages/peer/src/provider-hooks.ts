@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { decode, encode, type Identity } from '@tally/core'
 import type { Log } from '@tally/daemon'
-import { type Attestation, type ContractTerms, type DealState, epochLimit } from '@tally/deal'
+import { type Attestation, type ContractTerms, type DealState, type DisputeState, epochLimit } from '@tally/deal'
 import { attestHardware, decodeManifest, type EpochUsage, reapStaleRun, type Run, runSpecFromManifest, signAttestation, startRun } from '@tally/executor'
 import type { Store } from '@tally/lineage'
 import type { OfferBody } from '@tally/node'
@@ -32,6 +32,8 @@ export interface ProviderHooksOptions {
   log: Log
   /** Observations for the deal's epochs (the peer's intake). */
   observations: EngineHooks['observations']
+  /** Appeal first-instance rulings that pay nothing for epochs the workload ran (needs an appeal arbiter in the contract). */
+  appealWhenWorkloadRan?: boolean
   /** Called once per deal when it becomes active (e.g. to watch its monitors). */
   onActive?: (deal: DealState) => Promise<void>
 }
@@ -121,6 +123,22 @@ export class ProviderHooks implements EngineHooks {
         if (!(r.exitStatus.reason === 'wall' && Date.now() >= dealEnd - sample)) this.#failed.set(deal.key, Date.now())
       }
     })
+  }
+
+  /**
+   * Appeal a ruling that pays nothing for epochs in which the provider's
+   * own workload ran (metered, or outlived a daemon crash): the monitors
+   * measured reachability, the executor measured work.
+   */
+  appeal(deal: DealState, dispute: DisputeState): string | undefined {
+    if (!this.#opts.appealWhenWorkloadRan) return undefined
+    const ruling = dispute.rulings[0]
+    const t = deal.terms
+    if (ruling === undefined || t === null) return undefined
+    const meters = this.#meters.get(deal.key)
+    const ran = dispute.epochs.filter((e) => meters?.get(e)?.ran === true || this.#survived.has(deal.key))
+    if (ran.length === 0 || ruling.toProvider >= ran.length * t.price.amount) return undefined
+    return `the workload ran in epoch(s) ${ran.join(', ')} (executor-metered, or it outlived a restart of the provider's daemon); reachability alone does not show the work was not done`
   }
 
   async stopWorkload(deal: DealState): Promise<void> {
