@@ -297,8 +297,9 @@ async function main(): Promise<void> {
     w('')
     for (const x of result.disputes) {
       const r = x.rulings.at(-1)
+      const by = r === undefined ? '' : `${r.appeal ? 'appeal arbiter' : 'arbiter'} ${r.arbiter.slice(-8)}`
       w(
-        `dispute on ${x.provider.slice(-8)} epochs ${x.epochs.join(',')}: ${x.status}${r ? ` — arbiter ${r.arbiter.slice(-8)} awarded ${r.toProvider} to the provider, ${r.collateralToConsumer} collateral to the consumer` : ''}`,
+        `dispute on ${x.provider.slice(-8)} epochs ${x.epochs.join(',')}: ${x.status}${r ? ` — ${by} awarded ${r.toProvider} to the provider, ${r.collateralToConsumer} collateral to the consumer` : ''}`,
       )
     }
     for (const e of result.exports) w(`export ${e.file}: ${e.verified ? 'verified by tally verify' : 'FAILED verification'}`)

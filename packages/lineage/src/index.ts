@@ -8,7 +8,7 @@
 export * from './api.ts'
 export * from './errors.ts'
 export { pairIdOf, roleOf, otherRole, partyOf, parsePairDescriptor, PAIR_TYPE, openBodySchema, pairDescriptorSchema, type OpenBody } from './pair.ts'
-export type { Store, StoreBatch, StoredHead, EntryWrite, HeadWrite } from './store.ts'
+export type { Store, StoreBatch, StoredHead, EntryWrite, HeadWrite, ChainEntry } from './store.ts'
 export { MemoryStore } from './store-memory.ts'
 export { LevelStore } from './store-level.ts'
 export { GroupCommitter, MAX_GROUP_BATCHES, MAX_GROUP_BYTES } from './group-commit.ts'

@@ -179,11 +179,7 @@ export class PairLog implements PairLogApi, CheckpointContext {
     const head = this.#heads[role]
     if (head === null) return
     const to = Math.min(toSeq ?? head.seq, head.seq)
-    for await (const { cid } of this.#store.cids(this.id, author, Math.max(1, fromSeq), to)) {
-      const bytes = await this.#store.getBlock(cid)
-      if (bytes === undefined) throw new StoreError(`store lacks entry ${cid}`)
-      yield decodeEntryFast(bytes)
-    }
+    for await (const { bytes } of this.#store.chainEntries(this.id, author, Math.max(1, fromSeq), to)) yield decodeEntryFast(bytes)
   }
 
   async get(cid: CID): Promise<EntryBlock | undefined> {

@@ -2,7 +2,7 @@ import type { CID, PeerIdString } from '@tally/core'
 import type { PairDescriptor } from './api.ts'
 import { StoreError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
-import { type Store, type StoreBatch, type StoredHead, mergeBatches, validateBatch } from './store.ts'
+import { type ChainEntry, type Store, type StoreBatch, type StoredHead, mergeBatches, validateBatch } from './store.ts'
 
 /**
  * A store in memory: for tests, tools and short-lived verifiers. Same
@@ -86,6 +86,15 @@ export class MemoryStore implements Store {
     for (const seq of seqs) {
       const cid = m.get(seq)
       if (cid !== undefined) yield { seq, cid }
+    }
+  }
+
+  async *chainEntries(pair: CID, author: PeerIdString, fromSeq: number, toSeq: number): AsyncIterable<ChainEntry> {
+    for await (const { seq, cid } of this.cids(pair, author, fromSeq, toSeq)) {
+      this.#open()
+      const bytes = this.#blocks.get(cid.toString())
+      if (bytes === undefined) throw new StoreError(`store lacks entry ${cid}`)
+      yield { seq, cid, bytes: bytes.slice() }
     }
   }
 

@@ -14,6 +14,13 @@ export interface StoredHead {
   cid: CID
 }
 
+/** One position of a chain as read back: its seq, CID and bytes. */
+export interface ChainEntry {
+  seq: number
+  cid: CID
+  bytes: Uint8Array
+}
+
 /** One entry to store: its bytes by CID, and the (pair, author, seq) -> CID index. */
 export interface EntryWrite {
   pair: CID
@@ -50,6 +57,11 @@ export interface Store {
   getMeta(key: string): Promise<Uint8Array | undefined>
   /** Index entries of one chain with from <= seq <= to, ascending. */
   cids(pair: CID, author: PeerIdString, fromSeq: number, toSeq: number): AsyncIterable<{ seq: number; cid: CID }>
+  /**
+   * Entries of one chain with from <= seq <= to, ascending, with their bytes: what `cids` plus `getBlock`
+   * per entry give, read in batches. Throws `StoreError` if the index names a block the store lacks.
+   */
+  chainEntries(pair: CID, author: PeerIdString, fromSeq: number, toSeq: number): AsyncIterable<ChainEntry>
   /** Meta keys starting with `prefix`, ascending. */
   metaEntries(prefix: string): AsyncIterable<{ key: string; value: Uint8Array }>
   pairs(): AsyncIterable<{ id: CID; descriptor: PairDescriptor }>

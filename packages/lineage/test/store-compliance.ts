@@ -50,6 +50,7 @@ export function storeCompliance(factory: StoreFactory): void {
       expect(await store.getBlock(pair)).toBeUndefined()
       expect(await store.getMeta('k')).toBeUndefined()
       expect(await collect(store.cids(pair, A, 1, 100))).toEqual([])
+      expect(await collect(store.chainEntries(pair, A, 1, 100))).toEqual([])
       expect(await collect(store.pairs())).toEqual([])
     })
 
@@ -83,6 +84,45 @@ export function storeCompliance(factory: StoreFactory): void {
       expect((await collect(store.cids(pair, A, 4, 3))).map((x) => x.seq)).toEqual([])
       expect((await collect(store.cids(pair, B, 1, 100))).map((x) => x.seq)).toEqual([1])
       expect((await collect(store.cids(other, A, 1, 100))).map((x) => x.seq)).toEqual([1])
+    })
+
+    it('reads chain entries with their bytes in seq order, bounded both ways, per chain and pair', async () => {
+      const entries = [5, 1, 3, 2, 4, 10, 11].map((s) => entry(pair, A, s))
+      const bySeq = new Map(entries.map((e) => [e.seq, e]))
+      await store.write({ entries: [...entries, entry(pair, B, 1), entry(other, A, 1)] })
+      const all = await collect(store.chainEntries(pair, A, 1, 100))
+      expect(all.map((x) => x.seq)).toEqual([1, 2, 3, 4, 5, 10, 11])
+      for (const x of all) {
+        expect(x.cid.equals(bySeq.get(x.seq)!.cid)).toBe(true)
+        expect(x.bytes).toEqual(bySeq.get(x.seq)!.bytes)
+      }
+      expect(await collect(store.chainEntries(pair, A, 0, Number.MAX_SAFE_INTEGER))).toEqual(all)
+      expect((await collect(store.chainEntries(pair, A, 2, 4))).map((x) => x.seq)).toEqual([2, 3, 4])
+      expect(await collect(store.chainEntries(pair, A, 6, 9))).toEqual([])
+      expect(await collect(store.chainEntries(pair, A, 4, 3))).toEqual([])
+      expect((await collect(store.chainEntries(pair, B, 1, 100))).map((x) => x.seq)).toEqual([1])
+      expect((await collect(store.chainEntries(other, A, 1, 100))).map((x) => x.seq)).toEqual([1])
+    })
+
+    it('reads long chains across chunks the same as cids and getBlock, and stops early on break', async () => {
+      const n = 1500
+      const entries = Array.from({ length: n }, (_, i) => entry(pair, A, i + 1))
+      await store.write({ entries, heads: [{ pair, author: A, seq: n, cid: entries[n - 1]!.cid }] })
+      const got = await collect(store.chainEntries(pair, A, 1, n))
+      expect(got.length).toBe(n)
+      for (let i = 0; i < n; i++) {
+        expect(got[i]!.seq).toBe(i + 1)
+        expect(got[i]!.bytes).toEqual(await store.getBlock(got[i]!.cid))
+      }
+      const some: number[] = []
+      for await (const x of store.chainEntries(pair, A, 70, n)) {
+        some.push(x.seq)
+        if (some.length === 3) break
+      }
+      expect(some).toEqual([70, 71, 72])
+      // An abandoned read leaves the store usable.
+      await store.write({ meta: [{ key: 'after', value: Uint8Array.of(1) }] })
+      expect(await store.getMeta('after')).toEqual(Uint8Array.of(1))
     })
 
     it('deletes meta with null and lists meta by prefix in key order', async () => {
@@ -134,6 +174,10 @@ export function storeCompliance(factory: StoreFactory): void {
       got![1] = 0
       expect(await store.getMeta('m')).toEqual(Uint8Array.of(9, 9))
       expect((await store.getBlock(e.cid))![1]).not.toBe(0)
+      const [read] = await collect(store.chainEntries(pair, A, 1, 1))
+      expect(read!.bytes[0]).not.toBe(e.bytes[0])
+      read!.bytes[1] = 0
+      expect((await store.getBlock(e.cid))![1]).not.toBe(0)
     })
 
     it('rejects a malformed batch without applying any of it', async () => {
@@ -146,6 +190,7 @@ export function storeCompliance(factory: StoreFactory): void {
       await store.close()
       await expect(store.write({ meta: [{ key: 'k', value: Uint8Array.of(1) }] })).rejects.toMatchObject({ name: 'StoreError' })
       await expect(store.getMeta('k')).rejects.toMatchObject({ name: 'StoreError' })
+      await expect(collect(store.chainEntries(pair, A, 1, 10))).rejects.toMatchObject({ name: 'StoreError' })
       store = await factory.create()
     })
 
@@ -160,6 +205,7 @@ export function storeCompliance(factory: StoreFactory): void {
         })
         store = await factory.reopen!(store)
         expect(await store.getBlock(e1.cid)).toEqual(e1.bytes)
+        expect((await collect(store.chainEntries(pair, A, 1, 1)))[0]?.bytes).toEqual(e1.bytes)
         expect((await store.getHead(pair, A))?.cid.equals(e1.cid)).toBe(true)
         expect(await store.getMeta('k')).toEqual(Uint8Array.of(7))
         expect((await collect(store.pairs())).length).toBe(1)
