@@ -76,3 +76,23 @@ export async function tcpRoundTrips(n: number): Promise<number[]> {
   await new Promise<void>((resolve) => server.close(() => resolve()))
   return samples
 }
+
+/** Operations a bench host answers: the child side of `BenchHost`. */
+export type BenchOps = Record<string, (args: Record<string, unknown>) => Promise<unknown>>
+
+/** Answer `BenchHost.call` messages with `ops`, then tell the parent this host is ready (id 0). */
+export function serveBenchOps(ops: BenchOps): void {
+  process.on('message', (raw) => {
+    const msg = raw as { id: number; op: string; args?: Record<string, unknown> }
+    const op = ops[msg.op]
+    if (op === undefined) {
+      process.send?.({ id: msg.id, ok: false, error: `unknown op ${msg.op}` })
+      return
+    }
+    op(msg.args ?? {}).then(
+      (value) => process.send?.({ id: msg.id, ok: true, value }),
+      (err: unknown) => process.send?.({ id: msg.id, ok: false, error: `${(err as Error).name}: ${(err as Error).message}` }),
+    )
+  })
+  process.send?.({ id: 0, ok: true })
+}

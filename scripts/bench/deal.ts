@@ -27,14 +27,10 @@ import {
   type PairState,
   reduce,
   replay,
-  signAttestationBody,
   signObservation,
 } from '../../packages/deal/src/index.ts'
+import { attestation, consumer, EPOCH, monitors, provider, seed, T0, terms as sampleTerms, usageFigures } from '../../packages/deal/test/helpers.ts'
 import type { BenchResult } from './result.ts'
-
-const seed = (n: number) => new Uint8Array(32).fill(n)
-const T0 = 1_700_000_000_000
-const EPOCH = 60_000
 
 interface Built {
   bytes: Uint8Array[]
@@ -44,10 +40,6 @@ interface Built {
 
 /** Build a whole deal of `epochs` epochs as signed entry bytes, reducing as it goes (so every entry is legal). */
 function buildDeal(epochs: number): Built {
-  const provider = Identity.fromSeed(seed(1))
-  const consumer = Identity.fromSeed(seed(2))
-  const monitors = [Identity.fromSeed(seed(10)), Identity.fromSeed(seed(11))]
-  const arbiter = Identity.fromSeed(seed(20))
   const pair = { provider: provider.peerId, consumer: consumer.peerId }
   let state: PairState = initialState(pair)
   const ids = { provider, consumer }
@@ -72,53 +64,24 @@ function buildDeal(epochs: number): Built {
     bytes.push(block.bytes)
     return block
   }
-  const terms: ContractTerms = {
+  // The deal tests' contract, one observation per epoch deciding it (quorum 1), no appeal.
+  const base = sampleTerms()
+  const terms: ContractTerms = sampleTerms({
     nonce: 'bench',
-    resources: { class: 'gpu.h100', count: 1 },
-    jurisdiction: 'DE',
-    price: { amount: 1000, asset: 'USD' },
-    epochMs: EPOCH,
+    collateral: { amount: 0, asset: 'USD' },
     epochs,
     maxEpochs: epochs,
-    sla: { availabilityBp: 9900, latencyP95Us: 50_000 },
-    rule: {
-      version: 1,
-      monitors: monitors.map((m) => ({ peer: m.peerId, weight: 1 })),
-      quorum: 1,
-      availability: { minBp: 9900 },
-      latency: { maxP95Us: 50_000 },
-      challenges: { identity: 'ignore', compute: 'ignore' },
-      usage: 'required',
-      missing: 'hold',
-      payment: 'full',
-    },
-    arbiter: arbiter.peerId,
     appealArbiter: null,
-    insurer: null,
-    collateral: { amount: 0, asset: 'USD' },
-    rail: 'ledger',
-    timeouts: { answerMs: 30_000, evidenceGraceMs: 10_000, appealMs: 60_000 },
-  }
+    rule: { ...base.rule, monitors: monitors.slice(0, 2).map((m) => ({ peer: m.peerId, weight: 1 })), quorum: 1 },
+  })
+
   const deal: CID = append('consumer', 'proposal', { terms }, T0 - 1000).cid
   append('provider', 'acceptance', { deal, offer: deal }, T0)
-  const facts = {
-    hardwareClass: 'gpu.h100',
-    classSource: 'nvidia-smi' as const,
-    gpus: [
-      { name: 'NVIDIA H100', model: 'h100', uuid: 'GPU-0', memoryBytes: 85_899_345_920, driverVersion: '550', pciBusId: '0:1', source: 'nvidia-smi' as const },
-    ],
-    cpu: { model: 'EPYC', logicalCores: 32, arch: 'x86_64', source: 'procfs' as const },
-    memory: { totalBytes: 2 ** 36, source: 'procfs' as const },
-    kernel: { version: '6.8', source: 'procfs' as const },
-    probedAt: T0,
-    notes: [],
-  }
-  append('provider', 'attestation', { deal, attestation: signAttestationBody(provider, { v: 1, time: T0, facts }) }, T0 + 1)
+  append('provider', 'attestation', { deal, attestation: attestation(T0) }, T0 + 1)
   append('consumer', 'manifest', { deal, workload: { command: ['train'], env: {}, limits: { wallMs: epochs * EPOCH } } }, T0 + 2)
   for (let e = 0; e < epochs; e++) {
     const end = T0 + (e + 1) * EPOCH
-    const usage = { claimBp: 10_000, metered: { wallMs: EPOCH, cpuMs: 50_000, maxRssBytes: 2 ** 30, gpuMs: EPOCH }, exit: null, logsHash: 'ab'.repeat(32) }
-    append('provider', 'usage', { deal, epoch: e, ...usage }, end)
+    append('provider', 'usage', { deal, epoch: e, ...usageFigures() }, end)
     const m = monitors[e % 2] as Identity
     const observation = signObservation(m, {
       subject: provider.peerId,

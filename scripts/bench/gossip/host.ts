@@ -16,6 +16,7 @@ import {
   registerObservationValidator,
   type TallyNode,
 } from '../../../packages/node/src/index.ts'
+import { type BenchOps, serveBenchOps } from '../common.ts'
 
 const nodes: TallyNode[] = []
 const subjects: PeerIdString[] = Array.from({ length: 64 }, () => Identity.generate().peerId)
@@ -107,7 +108,7 @@ async function add(bootstrap: string[], index: number, shardsPerNode: number): P
   return node
 }
 
-const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+const ops: BenchOps = {
   async start(args) {
     const count = args['count'] as number
     const offset = args['offset'] as number
@@ -199,16 +200,4 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
   },
 }
 
-process.on('message', (raw) => {
-  const msg = raw as { id: number; op: string; args: Record<string, unknown> }
-  const op = ops[msg.op]
-  if (op === undefined) {
-    process.send?.({ id: msg.id, ok: false, error: `unknown op ${msg.op}` })
-    return
-  }
-  op(msg.args ?? {}).then(
-    (value) => process.send?.({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: (err as Error).stack ?? String(err) }),
-  )
-})
-process.send?.({ id: 0, ok: true })
+serveBenchOps(ops)

@@ -33,6 +33,7 @@ import {
 } from '../../../packages/deal/src/index.ts'
 import { LevelStore, type PairDescriptor, PairLog } from '../../../packages/lineage/src/index.ts'
 import { createTallyNode, localNetwork, PairSessions, type TallyNode } from '../../../packages/node/src/index.ts'
+import { type BenchOps, serveBenchOps } from '../common.ts'
 
 const PRICE = 1000
 /** Usage runs at most this many epochs ahead of the provider's last acknowledgement, so no side builds an unbounded backlog. */
@@ -226,7 +227,7 @@ function followerAt(i: number, other: string, role: PartyRole): Follower {
   return f
 }
 
-const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+const ops: BenchOps = {
   async init(args) {
     const dir = args['dir'] as string
     store = await LevelStore.open(join(dir, 'db'))
@@ -362,13 +363,4 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
   },
 }
 
-process.on('message', (raw) => {
-  const msg = raw as { id: number; op: string; args: Record<string, unknown> }
-  const op = ops[msg.op]
-  if (op === undefined) return process.send?.({ id: msg.id, ok: false, error: `unknown op ${msg.op}` })
-  op(msg.args).then(
-    (value) => process.send?.({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: `${(err as Error).name}: ${(err as Error).message}` }),
-  )
-})
-process.send?.({ id: 0, ok: true })
+serveBenchOps(ops)

@@ -17,6 +17,7 @@ import {
   signOffer,
   type TallyNode,
 } from '../../../packages/node/src/index.ts'
+import { type BenchOps, serveBenchOps } from '../common.ts'
 
 const ECHO = '/tally-bench/echo/1.0.0'
 const lag = monitorEventLoopDelay({ resolution: 10 })
@@ -52,7 +53,7 @@ function watch(node: TallyNode): TallyNode {
   return node
 }
 
-const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+const ops: BenchOps = {
   async baseline() {
     await settleMemory()
     return { rssMiB: rssMiB() }
@@ -230,15 +231,4 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
   },
 }
 
-process.on('message', (msg: { id: number; op: string; args: Record<string, unknown> }) => {
-  const op = ops[msg.op]
-  if (op === undefined) {
-    process.send?.({ id: msg.id, ok: false, error: `unknown op ${msg.op}` })
-    return
-  }
-  op(msg.args).then(
-    (value) => process.send?.({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: `${(err as Error).name}: ${(err as Error).message}` }),
-  )
-})
-process.send?.({ id: 0, ok: true, value: 'ready' })
+serveBenchOps(ops)

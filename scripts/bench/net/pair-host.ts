@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { type CID, decode } from '@tally/core'
 import { LevelStore, type PairDescriptor, PairLog } from '../../../packages/lineage/src/index.ts'
 import { createTallyNode, localNetwork, PairSessions, type TallyNode } from '../../../packages/node/src/index.ts'
+import { type BenchOps, serveBenchOps } from '../common.ts'
 
 let node: TallyNode | undefined
 let store: LevelStore | undefined
@@ -31,7 +32,7 @@ function body(i: number) {
   return { deal: 'bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy', epoch: i, gpuSeconds: 3600, gpus: 8, cls: 'H100-80G', note: 'metered' }
 }
 
-const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> = {
+const ops: BenchOps = {
   async init(args) {
     const dir = args['dir'] as string
     store = await LevelStore.open(join(dir, 'db'))
@@ -164,13 +165,4 @@ const ops: Record<string, (args: Record<string, unknown>) => Promise<unknown>> =
   },
 }
 
-process.on('message', (raw) => {
-  const msg = raw as { id: number; op: string; args: Record<string, unknown> }
-  const op = ops[msg.op]
-  if (op === undefined) return process.send?.({ id: msg.id, ok: false, error: `unknown op ${msg.op}` })
-  op(msg.args).then(
-    (value) => process.send?.({ id: msg.id, ok: true, value }),
-    (err: unknown) => process.send?.({ id: msg.id, ok: false, error: `${(err as Error).name}: ${(err as Error).message}` }),
-  )
-})
-process.send?.({ id: 0, ok: true })
+serveBenchOps(ops)
