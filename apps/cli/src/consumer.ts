@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { type PeerIdString, OPEN_TRUST_POLICY, type TrustPolicy } from '@tally/core'
 import { createLog, type Log } from '@tally/daemon'
 import { buildProposal, type ContractTerms, type Workload } from '@tally/deal'
-import type { PairDescriptor } from '@tally/lineage'
+import type { PairDescriptor, StoreWriteError } from '@tally/lineage'
 import { type DiscoveryQuery, localNetwork, type NodeConfig, type Offer } from '@tally/node'
 import { ConsumerHooks, type DealEngine, TallyPeer } from '@tally/peer'
-import { LedgerRail } from '@tally/rails'
+import { LedgerRail, type Rail, railFromConfig } from '@tally/rails'
 import { CliError, EXIT } from './output.ts'
 
 export interface NetworkFlags {
@@ -13,6 +13,28 @@ export interface NetworkFlags {
   bootstrap?: string[]
   peer?: string[]
   local?: boolean
+  railCommand?: string
+  railUrl?: string
+  railTimeoutMs?: string
+}
+
+/** The kind of rail the flags choose, as a contract names it. */
+export function railKind(f: NetworkFlags): ContractTerms['rail'] {
+  return f.railCommand !== undefined ? 'command' : f.railUrl !== undefined ? 'http' : 'ledger'
+}
+
+/** The rail this consumer pays through: the embedded ledger unless a program or URL of the user's payment system is given. */
+export function railFrom(f: NetworkFlags): Rail {
+  if (f.railCommand !== undefined && f.railUrl !== undefined) throw new CliError('give --rail-command or --rail-url, not both', EXIT.usage)
+  const timeoutMs = Number(f.railTimeoutMs ?? 30_000)
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) throw new CliError(`--rail-timeout-ms must be a positive integer, not ${f.railTimeoutMs}`, EXIT.usage)
+  try {
+    if (f.railCommand !== undefined) return railFromConfig({ kind: 'command', command: f.railCommand.split(' ').filter(Boolean), timeoutMs })
+    if (f.railUrl !== undefined) return railFromConfig({ kind: 'http', url: f.railUrl, timeoutMs })
+  } catch (err) {
+    throw new CliError(`bad payment rail: ${(err as Error).message}`, EXIT.usage)
+  }
+  return new LedgerRail()
 }
 
 export function nodeConfigFrom(f: NetworkFlags): Omit<NodeConfig, 'dataDir' | 'identity'> {
@@ -23,21 +45,28 @@ export function nodeConfigFrom(f: NetworkFlags): Omit<NodeConfig, 'dataDir' | 'i
   }
 }
 
-/** A consumer peer run by the CLI itself: its own node, store and deal engines. */
-export async function startConsumerPeer(dataDir: string, flags: NetworkFlags, log: Log = createLog('tally', { level: 'warn', pretty: true })) {
+/** A consumer peer run by the CLI itself: its own node, store and deal engines. `onStoreFailure`: see PeerOptions. */
+export async function startConsumerPeer(
+  dataDir: string,
+  flags: NetworkFlags,
+  log: Log = createLog('tally', { level: 'warn', pretty: true }),
+  opts: { onStoreFailure?: (err: StoreWriteError) => void } = {},
+) {
   let hooks: ConsumerHooks | undefined
   let peer: TallyPeer
+  const rail = railFrom(flags)
   try {
     peer = await TallyPeer.start({
       dataDir,
       node: nodeConfigFrom(flags),
       log,
       addressBook: flags.peer ?? [],
+      ...(opts.onStoreFailure === undefined ? {} : { onStoreFailure: opts.onStoreFailure }),
       acceptPair: (pair) => pair.consumer === peer.peerId,
       hooks: (p) => {
         hooks ??= new ConsumerHooks({
           store: p.store,
-          rail: new LedgerRail(),
+          rail,
           observations: (deal, epoch) => p.observationsFor(deal, epoch),
           arbitrate: (deal, dispute, appeal) => p.arbitrate(deal, dispute, appeal),
           onActive: (deal) => p.watchDeal(deal),
@@ -80,6 +109,8 @@ export interface DealWishes {
   answerMs: number
   evidenceGraceMs: number
   appealMs: number
+  /** The rail the contract names. */
+  rail?: ContractTerms['rail']
 }
 
 /** Contract terms from a provider's verified offer and the consumer's wishes. */
@@ -91,6 +122,8 @@ export function termsFor(offer: Offer, wishes: DealWishes, count = 1): ContractT
   if (arbiter === undefined || !o.arbiters.includes(arbiter))
     throw new CliError(`provider ${offer.by} does not accept arbiter ${arbiter ?? '(none)'}`, EXIT.failed)
   const appeal = wishes.appealArbiter ?? null
+  const rail = wishes.rail ?? 'ledger'
+  if (!o.rails.includes(rail)) throw new CliError(`provider ${offer.by} does not accept the ${rail} rail (it accepts ${o.rails.join(', ')})`, EXIT.failed)
   return {
     nonce: randomBytes(8).toString('hex'),
     resources: { class: o.hardware.class, count: Math.min(count, o.hardware.count) },
@@ -115,7 +148,7 @@ export function termsFor(offer: Offer, wishes: DealWishes, count = 1): ContractT
     appealArbiter: appeal !== null && o.arbiters.includes(appeal) ? appeal : null,
     insurer: null,
     collateral: wishes.collateral ?? { amount: 0, asset: o.price.perEpoch.asset },
-    rail: 'ledger',
+    rail,
     timeouts: { answerMs: wishes.answerMs, evidenceGraceMs: wishes.evidenceGraceMs, appealMs: wishes.appealMs },
   }
 }

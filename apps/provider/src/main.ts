@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // tally-provider: the provider's peer daemon. Usage: tally-provider <config.yaml>
 import '@tally/core'
-import { createLog, onShutdown } from '@tally/daemon'
+import { createLog, EXIT_IO_ERROR, onShutdown, stopOnFault } from '@tally/daemon'
+import { StoreWriteError } from '@tally/lineage'
 import { loadProviderConfig } from './config.ts'
 import { ProviderDaemon } from './provider.ts'
 
@@ -13,7 +14,10 @@ if (file === undefined || file === '--help' || file === '-h') {
 try {
   const config = await loadProviderConfig(file)
   const log = createLog('provider', { level: config.log.level, pretty: config.log.pretty })
-  const daemon = new ProviderDaemon(config, log)
+  // A store that cannot write cannot store or acknowledge entries: stop, and let the supervisor restart once the disk is fixed.
+  const daemon: ProviderDaemon = new ProviderDaemon(config, log, {
+    onStoreFailure: (err) => stopOnFault(log, 'stopping: the store cannot write', { dataDir: config.dataDir, code: err.code }, () => daemon.stop()),
+  })
   onShutdown(log, () => daemon.stop())
   await daemon.start()
   log.info('ready', { peerId: daemon.peer.peerId, control: daemon.control.url })
@@ -23,5 +27,5 @@ try {
 } catch (err) {
   process.stderr.write(`tally-provider: ${err instanceof Error ? `${err.name}: ${err.message}` : String(err)}\n`)
   if (process.argv.includes('--verbose') && err instanceof Error) process.stderr.write(`${err.stack}\n`)
-  process.exit(1)
+  process.exit(err instanceof StoreWriteError ? EXIT_IO_ERROR : 1)
 }

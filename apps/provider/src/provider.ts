@@ -4,6 +4,7 @@ import { ControlServer, type Log, Metrics, relativeTo } from '@tally/daemon'
 import { attestHardware } from '@tally/executor'
 import { createExplorerHandler, storeSource } from '@tally/explorer'
 import { type OfferBody, ProbeResponder, signOffer } from '@tally/node'
+import type { StoreWriteError } from '@tally/lineage'
 import { ProviderHooks, registerPeerMetrics, registerPeerRoutes, TallyPeer } from '@tally/peer'
 import type { ProviderConfig } from './config.ts'
 
@@ -20,6 +21,8 @@ export class ProviderDaemon {
   constructor(
     readonly config: ProviderConfig,
     readonly log: Log,
+    /** What to do when the store fails a durable write (main.ts: stop and exit EXIT_IO_ERROR). */
+    readonly opts: { onStoreFailure?: (err: StoreWriteError) => void } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -35,6 +38,7 @@ export class ProviderDaemon {
       node: c.node,
       log: this.log,
       addressBook: c.settings.peers,
+      ...(this.opts.onStoreFailure === undefined ? {} : { onStoreFailure: this.opts.onStoreFailure }),
       acceptPair: (pair) => pair.provider === this.peer.peerId,
       hooks: (peer) => {
         hooks ??= new ProviderHooks({

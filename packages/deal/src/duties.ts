@@ -17,6 +17,7 @@ export type Duty =
   | { type: 'ack'; deal: CID; voucher: CID; amount: Money }
   | { type: 'rail'; deal: CID; voucher: CID; amount: Money }
   | { type: 'dispute'; deal: CID; dispute: CID; epochs: number[] }
+  | { type: 'open-dispute'; deal: CID; epochs: number[]; reason: string }
   | { type: 'evidence-answer'; deal: CID; request: CID; deadline: number }
   | { type: 'close'; deal: CID; reason: 'completed' }
   | { type: 'certificate'; deal: CID }
@@ -132,7 +133,28 @@ function sharedDuties(deal: DealState, role: PartyRole, now: number, out: Duty[]
     const lag = role === 'consumer' ? 0 : t.timeouts.answerMs
     if (now >= epochEnd(deal, t.epochs - 1) + lag) out.push({ type: 'close', deal: deal.id, reason: 'completed' })
   }
+  heldDisputeDuties(deal, role, now, out)
   if (deal.certificates[role] === null && settlementProblem(deal) === null) out.push({ type: 'certificate', deal: deal.id })
+}
+
+/**
+ * An epoch held for want of evidence must not stay held for ever: the
+ * observations may be gone (gossip is not stored by the network). Once
+ * `answerMs` has passed since the `insufficient` verdict with nothing new,
+ * the consumer disputes the held epochs so the arbiter rules on the
+ * record; the provider steps in one `answerMs` later.
+ */
+function heldDisputeDuties(deal: DealState, role: PartyRole, now: number, out: Duty[]): void {
+  const t = deal.terms
+  if (t === null || deal.heldEpochs.length === 0) return
+  const wait = role === 'consumer' ? t.timeouts.answerMs : 2 * t.timeouts.answerMs
+  const due = deal.heldEpochs.filter((e) => {
+    const ev = epochOf(deal, e).evaluation
+    return ev !== null && now >= ev.time + wait
+  })
+  if (due.length > 0) {
+    out.push({ type: 'open-dispute', deal: deal.id, epochs: [...due].sort((a, b) => a - b), reason: 'evidence still insufficient after the answer period' })
+  }
 }
 
 /**

@@ -55,12 +55,22 @@ export function replay(blocks: Iterable<EntryBlock>, from?: PairDescriptor | Pai
       const code = err instanceof Error ? err.name : 'Error'
       const message = err instanceof Error ? err.message : String(err)
       problems.push({ cid: block.cid.toString(), author: e.author, seq: e.seq, kind: e.kind, code, message })
-      try {
-        state = recordEntry(chainStep(state, block), state, null, false)
-      } catch {
-        // Not in the chain at all: nothing to record.
-      }
+      state = recordRefused(state, block)
     }
   }
   return { state, problems }
+}
+
+/**
+ * A refused entry that is nonetheless in the chain (already stored) still
+ * moves the chain heads, without any effect on the deals: what replay and
+ * a live engine both do, so the entries after it are not held up.
+ */
+export function recordRefused(state: PairState, block: EntryBlock): PairState {
+  try {
+    return recordEntry(chainStep(state, block), state, null, false)
+  } catch {
+    // Not in the chain at all: nothing to record.
+    return state
+  }
 }

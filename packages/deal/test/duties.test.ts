@@ -7,6 +7,7 @@ import {
   buildCertificate,
   buildClose,
   buildCollateral,
+  buildDispute,
   buildEvaluation,
   buildProposal,
   buildTimeout,
@@ -169,6 +170,49 @@ describe('daemons driven by duties and builders', () => {
     expect(duties(p.state, 'consumer', endOf(1) + 30_000)).toContainEqual({ type: 'claim-timeout', deal: id, duty: 'usage', ref: null, epoch: 1 })
     p.append('provider', 'timeout', buildTimeout(id, 'voucher', ev.cid), endOf(0) + 70_000)
     expect(p.state.deals.get(id.toString())?.defaulted).toBe('consumer')
+  })
+
+  it('a close by each party at once concurs; a close after seeing the other is refused', () => {
+    const p = new TestPair()
+    const id = activeDeal(p)
+    const end = endOf(terms().epochs! - 1)
+    const first = p.append('consumer', 'close', buildClose(id, 'completed'), end + 1)
+    // The provider's fallback close, signed before the consumer's arrived: it concurs and changes nothing.
+    const before = p.state.deals.get(id.toString())
+    p.append('provider', 'close', buildClose(id, 'completed'), end + 2, { blind: true })
+    const after = p.state.deals.get(id.toString()) as DealState
+    expect(after).toEqual(before)
+    expect(after.close?.cid.equals(first.cid)).toBe(true)
+    // Having seen a close, a party may not close again.
+    expect(p.force('provider', 'close', buildClose(id, 'completed'), end + 3).error.name).toBe('DealClosedError')
+    expect(replay(p.log, p.state.pair).problems.map((x) => x.code)).toEqual(['DealClosedError'])
+  })
+
+  it('dispute an epoch held for want of evidence once the answer period passes with nothing new', () => {
+    const p = new TestPair()
+    const id = activeDeal(p)
+    // Only one of the named monitors reported epoch 0 (quorum two): insufficient, held.
+    p.append('provider', 'usage', { deal: id, epoch: 0, ...usageFigures() }, endOf(0))
+    p.append('provider', 'observation', { deal: id, observation: observation(monitors[0], 0, 100) }, endOf(0) + 1)
+    const at = endOf(0) + 10_000
+    p.append('consumer', 'evaluation', buildEvaluation(p.state, id, 0), at)
+    const deal = () => p.state.deals.get(id.toString()) as DealState
+    expect(deal().heldEpochs).toEqual([0])
+    const opens = (role: PartyRole, now: number) => duties(p.state, role, now).filter((x) => x.type === 'open-dispute')
+    expect(opens('consumer', at + 29_999)).toEqual([])
+    expect(opens('consumer', at + 30_000)).toEqual([
+      { type: 'open-dispute', deal: id, epochs: [0], reason: 'evidence still insufficient after the answer period' },
+    ])
+    // The provider steps in only after a second answer period.
+    expect(opens('provider', at + 30_000)).toEqual([])
+    expect(opens('provider', at + 60_000)).toHaveLength(1)
+    const duty = opens('consumer', at + 30_000)[0] as Extract<Duty, { type: 'open-dispute' }>
+    p.append('consumer', 'dispute', buildDispute(id, duty.epochs, duty.reason), at + 30_000)
+    // The epoch is no longer held: the dispute holds it until the arbiter rules.
+    expect(deal().heldEpochs).toEqual([])
+    expect(deal().openDisputes).toHaveLength(1)
+    expect(opens('consumer', at + 90_000)).toEqual([])
+    expect(duties(p.state, 'consumer', at + 30_001).some((x) => x.type === 'dispute')).toBe(true)
   })
 })
 

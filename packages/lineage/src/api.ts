@@ -44,6 +44,13 @@ export interface AppendOptions {
   time?: number
   /** Written atomically with the entry. */
   meta?: MetaWrite[]
+  /**
+   * Called with the signed entries about to be written (the chain's 'open'
+   * first, if new), synchronously, before anything is staged; throwing
+   * aborts the append and nothing is written. Where a party's deal
+   * reducer checks its own transition against the exact `seen` it names.
+   */
+  validate?: (blocks: readonly EntryBlock[]) => void
 }
 
 export interface IngestOptions {

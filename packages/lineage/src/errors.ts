@@ -51,6 +51,25 @@ export class InvalidEquivocationProofError extends TallyError {}
 
 /** The store failed, or was used after close. */
 export class StoreError extends TallyError {}
+
+/**
+ * A durable write (or opening the store, which writes) failed for a reason of the disk or the data directory.
+ * `dir` is the store's directory; `code` the errno name when LevelDB named one (ENOSPC, EROFS …). After one,
+ * the store refuses every further write until it is reopened (store-faults.ts says why).
+ */
+export class StoreWriteError extends StoreError {
+  readonly dir: string
+  readonly code: string | undefined
+  constructor(message: string, details: { dir: string; code?: string | undefined; [k: string]: unknown }, options?: { cause?: unknown }) {
+    super(message, details, options)
+    this.dir = details.dir
+    this.code = details.code
+  }
+}
+/** The disk holding the store is full, or a quota or the process's file size limit is reached (ENOSPC, EDQUOT, EFBIG). */
+export class StoreFullError extends StoreWriteError {}
+/** The data directory or its filesystem refuses writes (EROFS, EACCES, EPERM). */
+export class StoreUnwritableError extends StoreWriteError {}
 /** The pair log was used after close. */
 export class ClosedError extends TallyError {}
 

@@ -33,10 +33,12 @@ import {
   OutOfOrderError,
   SeenLinkError,
   StoreError,
+  StoreWriteError,
   WrongAuthorError,
 } from './errors.ts'
 import { openBodySchema, otherRole, pairIdOf, parsePairDescriptor, roleOf } from './pair.ts'
 import type { Store, StoreBatch } from './store.ts'
+import { storeRefusal } from './store-faults.ts'
 import { timelineOf } from './timeline-reader.ts'
 
 /** Entries dated further than this into the future of the local clock are refused (clocks of honest parties agree to minutes). */
@@ -82,7 +84,10 @@ export function checkpointMetaPrefix(pairId: CID): string {
  * against the holder's copy (checkpoint.ts).
  *
  * If a durable write fails, the log instance refuses further writes
- * (StoreError): entries signed after the failed one may chain on it. Reopen.
+ * (StoreError; a StoreWriteError subclass for disk faults): entries signed
+ * after the failed one may chain on it. `heads()` stays at what was durable
+ * before; the failed entries may or may not be on disk. Reopen the store and
+ * the log: the next append continues from the head found on disk.
  */
 export class PairLog implements PairLogApi, CheckpointContext {
   readonly pair: PairDescriptor
@@ -294,7 +299,8 @@ export class PairLog implements PairLogApi, CheckpointContext {
     // From here to the write, nothing awaits: seq and prev are taken in call order.
     const blocks: EntryBlock[] = []
     let prev = this.#pending[this.role]
-    const seen = this.#pending[this.#other]?.cid ?? null
+    // Only counterparty entries already durable and announced to listeners: whatever a listener decided from is what `seen` names.
+    const seen = this.#heads[this.#other]?.cid ?? null
     if (prev === null) {
       const open = this.#sign('open', { pair: this.pair, role: this.role }, time, null, seen)
       blocks.push(open)
@@ -314,6 +320,7 @@ export class PairLog implements PairLogApi, CheckpointContext {
       meta,
     }
     if (blocks[0]!.entry.seq === 1) batch.pairs = [{ id: this.id, descriptor: this.pair }]
+    opts.validate?.(blocks)
     this.#stage(this.role, blocks)
     try {
       await this.#store.write(batch)
@@ -587,6 +594,7 @@ export class PairLog implements PairLogApi, CheckpointContext {
 
   #assertUsable(): void {
     if (this.#closed) throw new ClosedError('pair log is closed')
+    if (this.#failure instanceof StoreWriteError) throw storeRefusal(this.#failure)
     if (this.#failure !== undefined) throw new StoreError('pair log refuses writes after a failed durable write; reopen it', {}, { cause: this.#failure })
   }
 

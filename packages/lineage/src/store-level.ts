@@ -1,8 +1,9 @@
 import { CID, type PeerIdString, decode, encode } from '@tally/core'
 import { Level } from 'level'
 import type { PairDescriptor } from './api.ts'
-import { StoreError } from './errors.ts'
+import { StoreError, type StoreWriteError } from './errors.ts'
 import { GroupCommitter } from './group-commit.ts'
+import { storeOpenFault, storeRefusal, storeWriteError } from './store-faults.ts'
 import { type ChainEntry, type Store, type StoreBatch, type StoredHead, mergeBatches, seqKey, validateBatch } from './store.ts'
 
 /**
@@ -16,38 +17,70 @@ import { type ChainEntry, type Store, type StoreBatch, type StoredHead, mergeBat
  *   h/<pair>/<author>                dagcbor {seq, cid}
  *   m/<key>                          meta value
  *   p/<pair>                         dagcbor pair descriptor
+ *
+ * Disk faults: a failed durable write rejects every waiter of its group
+ * (and those queued behind it) with a StoreWriteError (StoreFullError,
+ * StoreUnwritableError), and from then on the store refuses every write
+ * with the same class, without touching LevelDB, until it is closed and
+ * opened again: LevelDB may silently lose writes it accepts after a failed
+ * log append (store-faults.ts). Reads keep working.
  */
+export interface LevelStoreOptions {
+  /** Told once, synchronously, when the first durable write fails (before its waiters are rejected). */
+  onWriteFailure?: (err: StoreWriteError) => void
+  /** LevelDB's memtable size in bytes (default 4 MiB): when full, a new log and a table file are written. */
+  writeBufferSize?: number
+}
+
 export class LevelStore implements Store {
   readonly kind = 'level'
   readonly dir: string
   readonly #db: Level<string, Uint8Array>
   readonly #committer: GroupCommitter
+  readonly #onWriteFailure: ((err: StoreWriteError) => void) | undefined
+  #failure: StoreWriteError | undefined
   #closed = false
 
-  private constructor(dir: string, db: Level<string, Uint8Array>) {
+  private constructor(dir: string, db: Level<string, Uint8Array>, opts: LevelStoreOptions) {
     this.dir = dir
     this.#db = db
+    this.#onWriteFailure = opts.onWriteFailure
     this.#committer = new GroupCommitter((batches) => this.#flush(batches))
   }
 
-  /** Open (creating if needed) the LevelDB in `dir`. LevelDB locks it: one process at a time. */
-  static async open(dir: string): Promise<LevelStore> {
-    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  /**
+   * Open (creating if needed) the LevelDB in `dir`. LevelDB locks it: one process at a time.
+   * Throws StoreFullError / StoreUnwritableError when the disk keeps it from opening, StoreError otherwise.
+   */
+  static async open(dir: string, opts: LevelStoreOptions = {}): Promise<LevelStore> {
+    const db = new Level<string, Uint8Array>(dir, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'view',
+      ...(opts.writeBufferSize === undefined ? {} : { writeBufferSize: opts.writeBufferSize }),
+    })
     try {
       await db.open()
     } catch (err) {
+      const fault = storeOpenFault(dir, err)
+      if (fault !== undefined) throw fault
       const cause = (err as { cause?: { message?: string } }).cause
       throw new StoreError(`cannot open store in ${dir}: ${cause?.message ?? (err as Error).message}`, { dir }, { cause: err })
     }
-    return new LevelStore(dir, db)
+    return new LevelStore(dir, db, opts)
   }
 
   get durableWrites(): number {
     return this.#committer.writes
   }
 
+  /** The write failure that made this store refuse writes, if one did. */
+  get failure(): StoreWriteError | undefined {
+    return this.#failure
+  }
+
   write(batch: StoreBatch): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreError('store is closed'))
+    if (this.#failure !== undefined) return Promise.reject(storeRefusal(this.#failure))
     try {
       validateBatch(batch)
     } catch (err) {
@@ -57,6 +90,7 @@ export class LevelStore implements Store {
   }
 
   async #flush(batches: StoreBatch[]): Promise<void> {
+    if (this.#failure !== undefined) throw storeRefusal(this.#failure)
     // A chained batch: the array form of level's batch() costs ~15 µs of main-thread time per op, this ~1 µs.
     const batch = this.#db.batch()
     try {
@@ -73,11 +107,28 @@ export class LevelStore implements Store {
       for (const p of b.pairs ?? []) {
         batch.put(`p/${p.id.toString()}`, encode({ provider: p.descriptor.provider, consumer: p.descriptor.consumer }))
       }
-      await batch.write({ sync: true })
     } catch (err) {
       await batch.close().catch(() => undefined)
       throw new StoreError(`durable write failed: ${(err as Error).message}`, {}, { cause: err })
     }
+    try {
+      await batch.write({ sync: true })
+    } catch (err) {
+      await batch.close().catch(() => undefined)
+      throw this.#fail(err)
+    }
+  }
+
+  #fail(err: unknown): StoreWriteError {
+    if (this.#failure !== undefined) return storeRefusal(this.#failure)
+    const failure = storeWriteError(this.dir, err)
+    this.#failure = failure
+    try {
+      this.#onWriteFailure?.(failure)
+    } catch {
+      // A listener's exception must not replace the write's own error.
+    }
+    return failure
   }
 
   async #get(key: string): Promise<Uint8Array | undefined> {

@@ -22,3 +22,5 @@ export class SyncTimeoutError extends TallyError {}
 export class RemoteDurableTimeoutError extends TallyError {}
 /** The pair-session service stopped, or the pair was removed, while waiting. */
 export class SessionsStoppedError extends TallyError {}
+/** Sent to the peer in place of a local fault (a full disk, say): not the peer's doing, and its details stay here. */
+export class PairLocalFaultError extends TallyError {}

@@ -16,11 +16,19 @@
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '@libp2p/interface'
 import { type CID, type PeerIdString, TallyError } from '@tally/core'
-import { decodeEntryFast } from '@tally/lineage'
+import { decodeEntryFast, StoreError } from '@tally/lineage'
 import type { FrameStream } from './frames.ts'
 import { RemoteError, UnexpectedMessageError } from './errors.ts'
 import { PAIR_PROTOCOL_VERSION } from './pair-constants.ts'
-import { DuplicateSessionError, EntryRejectedError, FlowControlError, PairAckError, PairHelloError, PairRequestError } from './pair-errors.ts'
+import {
+  DuplicateSessionError,
+  EntryRejectedError,
+  FlowControlError,
+  PairAckError,
+  PairHelloError,
+  PairLocalFaultError,
+  PairRequestError,
+} from './pair-errors.ts'
 import {
   ackMessage,
   type AckMessage,
@@ -69,7 +77,8 @@ const LOCAL_ERRORS = new Set(['StoreError', 'ClosedError'])
 export function blameOf(err: unknown): 'peer' | 'local' | 'link' {
   if (!(err instanceof Error)) return 'local'
   if (LINK_ERRORS.has(err.name)) return 'link'
-  if (LOCAL_ERRORS.has(err.name)) return 'local'
+  // A store fault (disk full, directory unwritable: StoreError subclasses) is ours, never the peer's.
+  if (LOCAL_ERRORS.has(err.name) || err instanceof StoreError) return 'local'
   // Frame, protocol and ingest refusals are TallyErrors about what the peer sent; anything else is a fault of ours.
   return err instanceof TallyError ? 'peer' : 'local'
 }
@@ -432,7 +441,9 @@ export class PairSession {
     this.#log('%s: cutting off: %s: %s', this.describe(), error.name, error.message)
     // The peer gets the reason if it still reads; the stream is cut either way.
     const frames = this.frames
-    void this.#send(errorMessage(error), true).finally(() => frames.abort(error))
+    // A fault of ours is told without its details (they name local paths); the peer only needs to know it was not its fault.
+    const told = blame === 'local' ? new PairLocalFaultError('the peer had a local fault and will resume when it is fixed') : error
+    void this.#send(errorMessage(told), true).finally(() => frames.abort(error))
     setTimeout(() => frames.abort(error), 500).unref?.()
   }
 }

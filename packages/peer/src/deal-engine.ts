@@ -6,6 +6,7 @@ import {
   buildAppeal,
   buildCertificate,
   buildClose,
+  buildDispute,
   buildCollateral,
   buildEvaluation,
   buildEvidenceAnswer,
@@ -27,6 +28,7 @@ import {
   type PairState,
   type PartyRole,
   railRelease,
+  recordRefused,
   reduce,
   replay,
   type Ruling,
@@ -107,6 +109,7 @@ export class DealEngine {
   readonly #now: () => number
   #timer: NodeJS.Timeout | undefined
   #unsubscribe: (() => void) | undefined
+  #appendQueue: Promise<unknown> = Promise.resolve()
   #running = false
   #again = false
   #stopped = false
@@ -167,15 +170,28 @@ export class DealEngine {
     }
   }
 
+  /**
+   * Every entry this party writes goes through here: one at a time, each
+   * checked by the reducer against the state it will follow (the `seen` it
+   * names) before it is written, so a transition the party's own reducer
+   * would refuse is never stored.
+   */
+  #append(kind: EntryKind, body: unknown): Promise<EntryBlock> {
+    const run = () => this.log.append(kind, body, { validate: (blocks) => this.validate(blocks) })
+    const next = this.#appendQueue.then(run, run)
+    this.#appendQueue = next.catch(() => undefined)
+    return next
+  }
+
   /** Propose a contract as the consumer; resolves with the deal id (the proposal's CID). */
   async propose(body: unknown): Promise<CID> {
-    const block = await this.log.append('proposal', body)
+    const block = await this.#append('proposal', body)
     return block.cid
   }
 
   /** Append an arbitrary deal entry (a party's explicit request: dispute, appeal, close). */
   async append(kind: EntryKind, body: unknown): Promise<EntryBlock> {
-    const block = await this.log.append(kind, body)
+    const block = await this.#append(kind, body)
     this.poke()
     return block
   }
@@ -235,8 +251,10 @@ export class DealEngine {
           done()
         } catch (error) {
           if ((error as Error).name === 'OutOfOrderError') continue
-          // Only possible for our own entries (remote ones were vetted before storing).
+          // Only possible for our own entries (remote ones were vetted before storing), written by a
+          // version without the check before writing: keep the chain moving as replay does.
           if (commit) this.#opts.onEvent?.({ type: 'rejected', block: b, error })
+          s = recordRefused(s, b)
           done()
         }
       }
@@ -285,7 +303,7 @@ export class DealEngine {
           if (have.has(obs.sig.toString()) || this.#attached.has(k)) continue
           this.#attached.add(k)
           try {
-            await this.log.append('observation', { deal: id, observation: obs })
+            await this.#append('observation', { deal: id, observation: obs })
           } catch (error) {
             this.#opts.onEvent?.({ type: 'duty-failed', duty: { type: 'evaluate', deal: id, epoch: e }, error })
           }
@@ -308,7 +326,7 @@ export class DealEngine {
         const reason = this.#hooks.appeal(deal, dispute)
         if (reason === undefined) continue
         try {
-          await this.log.append('appeal', buildAppeal(deal.id, ruling.cid, reason))
+          await this.#append('appeal', buildAppeal(deal.id, ruling.cid, reason))
         } catch (error) {
           this.#opts.onEvent?.({ type: 'error', what: `appeal of ${dk}`, error })
         }
@@ -341,38 +359,38 @@ export class DealEngine {
         const terms = deal.offers[deal.offers.length - 1]?.terms
         if (terms === undefined) return false
         const answer = h.answerOffer?.(terms, deal) ?? { accept: true as const }
-        if (answer.accept) await this.log.append('acceptance', buildAcceptance(s, d.deal))
-        else await this.log.append('reject', buildReject(s, d.deal, answer.reason))
+        if (answer.accept) await this.#append('acceptance', buildAcceptance(s, d.deal))
+        else await this.#append('reject', buildReject(s, d.deal, answer.reason))
         return true
       }
       case 'collateral':
-        await this.log.append('collateral', buildCollateral(s, d.deal))
+        await this.#append('collateral', buildCollateral(s, d.deal))
         return true
       case 'attestation': {
         if (h.attestation === undefined) return false
-        await this.log.append('attestation', { deal: d.deal, attestation: await h.attestation(deal) })
+        await this.#append('attestation', { deal: d.deal, attestation: await h.attestation(deal) })
         return true
       }
       case 'manifest': {
         const workload = h.workload?.(deal)
         if (workload === undefined) return false
-        await this.log.append('manifest', { deal: d.deal, workload })
+        await this.#append('manifest', { deal: d.deal, workload })
         return true
       }
       case 'usage': {
         const figures = await h.usage?.(deal, d.epoch)
         if (figures === undefined) return false
-        await this.log.append('usage', buildUsage(d.deal, d.epoch, figures))
+        await this.#append('usage', buildUsage(d.deal, d.epoch, figures))
         return true
       }
       case 'evaluate':
-        await this.log.append('evaluation', buildEvaluation(s, d.deal, d.epoch))
+        await this.#append('evaluation', buildEvaluation(s, d.deal, d.epoch))
         return true
       case 'voucher':
-        await this.log.append('voucher', buildVoucher(s, d.deal))
+        await this.#append('voucher', buildVoucher(s, d.deal))
         return true
       case 'ack':
-        await this.log.append('ack', buildAck(s, d.deal, d.voucher))
+        await this.#append('ack', buildAck(s, d.deal, d.voucher))
         return true
       case 'rail':
         return this.#background(dutyKey(d), async () => {
@@ -381,7 +399,7 @@ export class DealEngine {
           const block = await this.log.get(d.voucher)
           if (block === undefined) return
           const outcome = await rail.release(railRelease(this.#state, d.deal, d.voucher, block.bytes))
-          await this.log.append('rail-result', buildRailResult(d.deal, d.voucher, outcome))
+          await this.#append('rail-result', buildRailResult(d.deal, d.voucher, outcome))
         })
       case 'dispute': {
         if (h.arbitrate === undefined) return false
@@ -390,25 +408,28 @@ export class DealEngine {
         const appeal = dispute.status === 'appealed'
         return this.#background(dutyKey(d), async () => {
           const answer = await h.arbitrate!(deal, d.dispute, appeal)
-          if ('ruling' in answer) await this.log.append('ruling', buildRuling(d.deal, answer.ruling))
-          else if ('evidenceRequest' in answer) await this.log.append('evidence-request', { deal: d.deal, request: answer.evidenceRequest })
+          if ('ruling' in answer) await this.#append('ruling', buildRuling(d.deal, answer.ruling))
+          else if ('evidenceRequest' in answer) await this.#append('evidence-request', { deal: d.deal, request: answer.evidenceRequest })
           else throw new Error(`arbiter refused the case: ${answer.refused}`)
         })
       }
+      case 'open-dispute':
+        await this.#append('dispute', buildDispute(d.deal, d.epochs, d.reason))
+        return true
       case 'evidence-answer': {
         const a = h.evidenceAnswer?.(deal, d.request) ?? { answer: 'no further evidence beyond the record', refs: [] }
-        await this.log.append('evidence-answer', buildEvidenceAnswer(d.deal, d.request, a.answer, a.refs))
+        await this.#append('evidence-answer', buildEvidenceAnswer(d.deal, d.request, a.answer, a.refs))
         return true
       }
       case 'close':
-        await this.log.append('close', buildClose(d.deal, d.reason))
+        await this.#append('close', buildClose(d.deal, d.reason))
         await h.stopWorkload?.(deal)
         return true
       case 'certificate':
-        await this.log.append('certificate', buildCertificate(this.#opts.certify, s, d.deal, now))
+        await this.#append('certificate', buildCertificate(this.#opts.certify, s, d.deal, now))
         return true
       case 'claim-timeout':
-        await this.log.append('timeout', buildTimeout(d.deal, d.duty, d.ref, d.epoch))
+        await this.#append('timeout', buildTimeout(d.deal, d.duty, d.ref, d.epoch))
         return true
     }
   }
@@ -440,6 +461,8 @@ function dutyKey(d: Duty): string {
       return `${d.type}/${d.deal}/${d.voucher}`
     case 'dispute':
       return `${d.type}/${d.deal}/${d.dispute}`
+    case 'open-dispute':
+      return `${d.type}/${d.deal}/${d.epochs.join(',')}`
     case 'evidence-answer':
       return `${d.type}/${d.deal}/${d.request}`
     default:

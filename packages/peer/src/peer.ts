@@ -4,7 +4,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { type CID, type Identity, loadOrCreateIdentity, type PeerIdString } from '@tally/core'
 import type { Log } from '@tally/daemon'
 import type { DealState, Observation } from '@tally/deal'
-import { exportPairLogBytes, LevelStore, PairLog, type PairDescriptor, pairIdOf } from '@tally/lineage'
+import { exportPairLogBytes, LevelStore, PairLog, type PairDescriptor, pairIdOf, type StoreWriteError } from '@tally/lineage'
 import { createTallyNode, type NodeConfig, ObservationIntake, PairSessions, submitCase, type TallyNode, WarrantGossip, WarrantRegistry } from '@tally/node'
 import { type ArbitrationAnswer, DealEngine, type EngineEvent, type EngineHooks } from './deal-engine.ts'
 
@@ -21,6 +21,12 @@ export interface PeerOptions {
   acceptPair?: (pair: PairDescriptor, remote: PeerIdString) => boolean
   onEngineEvent?: (pair: PairDescriptor, event: EngineEvent) => void
   tickMs?: number
+  /**
+   * The store failed a durable write (disk full, directory unwritable …): it now refuses every write, so this
+   * node can neither sign entries nor acknowledge the counterparty's until it is restarted on a repaired disk.
+   * Already logged as an error naming the data directory. Daemons stop (`stopOnFault` of @tally/daemon).
+   */
+  onStoreFailure?: (err: StoreWriteError) => void
 }
 
 /**
@@ -86,7 +92,18 @@ export class TallyPeer {
 
   static async start(opts: PeerOptions): Promise<TallyPeer> {
     const { identity } = await loadOrCreateIdentity(opts.dataDir)
-    const store = await LevelStore.open(join(opts.dataDir, 'db'))
+    const store = await LevelStore.open(join(opts.dataDir, 'db'), {
+      onWriteFailure: (err) => {
+        opts.log.error('the store cannot write: no entry can be stored or acknowledged until the disk is fixed and the node restarted', {
+          dataDir: opts.dataDir,
+          store: err.dir,
+          code: err.code,
+          err: err.name,
+          reason: err.message,
+        })
+        opts.onStoreFailure?.(err)
+      },
+    })
     let node: TallyNode
     try {
       node = await createTallyNode({ ...opts.node, identity, dataDir: opts.dataDir })

@@ -1,17 +1,17 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { ControlClient, ControlServer, createLog, DaemonNotRunningError, Metrics, onShutdown } from '@tally/daemon'
+import { ControlClient, ControlServer, createLog, DaemonNotRunningError, Metrics, onShutdown, stopOnFault } from '@tally/daemon'
 import { aggregate, reportCsv, type Workload, replay } from '@tally/deal'
 import { exportPairLogBytes, verifyExport } from '@tally/lineage'
 import { type DealView, dealViews, registerPeerMetrics, registerPeerRoutes } from '@tally/peer'
-import { type DealWishes, proposeDeal, startConsumerPeer, termsFor } from '../consumer.ts'
+import { type DealWishes, proposeDeal, railKind, startConsumerPeer, termsFor } from '../consumer.ts'
 import { resolveDataDir } from '../data-dir.ts'
 import { CliError, EXIT, printJson } from '../output.ts'
 import type { GlobalOptions } from '../program.ts'
 import { parseMoney } from './credential.ts'
 import { findOffers, type FindFlags } from './find.ts'
-import { withNetworkFlags } from './network-flags.ts'
+import { withNetworkFlags, withRailFlags } from './network-flags.ts'
 
 interface OpenFlags extends FindFlags {
   providers: string
@@ -50,40 +50,51 @@ function line(d: DealView): string {
 export function registerDeal(program: Command, globals: () => GlobalOptions): void {
   const deal = program.command('deal').description('open, list, show and watch deals')
 
-  withNetworkFlags(
-    deal
-      .command('open')
-      .description('find providers, propose a contract to each (fan-out), run the deals until they settle, export and verify the records')
-      .option('--hardware <class>', 'hardware class, e.g. cpu.x86_64 or gpu.h100')
-      .option('--jurisdiction <code>', 'only providers in this jurisdiction')
-      .option('--max-price <money>', 'highest price per --epoch-ms')
-      .option('--epoch-ms <ms>', 'the period --max-price is for', '60000')
-      .option('--providers <n>', 'fan the job out across this many providers', '1')
-      .option('--distinct-jurisdictions', 'pick providers in different jurisdictions', false)
-      .option('--epochs <n>', 'epochs per deal', '6')
-      .requiredOption('--monitor <peerId...>', 'monitors whose observations count (weight 1 each)')
-      .option('--quorum <n>', 'monitor weight needed to decide an epoch (default: majority)')
-      .option('--arbiter <peerId>', 'arbiter named in the contract (default: the provider’s first)')
-      .option('--appeal-arbiter <peerId>', 'appeal arbiter')
-      .option('--collateral <money>', 'collateral the provider bonds, e.g. 300USD')
-      .option('--min-availability <bp>', 'availability a monitor must see to vote up, basis points', '9000')
-      .option('--missing <policy>', 'epochs with too little evidence: hold, pay or refund', 'hold')
-      .option('--answer-ms <ms>', 'how long a party has to answer what it owes', '30000')
-      .option('--evidence-grace-ms <ms>', 'how long after an epoch verdicts on missing evidence wait', '10000')
-      .option('--appeal-ms <ms>', 'how long after a ruling either party may appeal', '2000')
-      .requiredOption('--command <cmd>', 'the workload: a command line run on each provider (split on spaces)')
-      .option('--wall-ms <ms>', 'wall-time limit of the workload (default: the whole deal)')
-      .option('--export-dir <dir>', 'write each pair log here when done (CAR) with a fan-out report', '.')
-      .option('--no-wait', 'return once proposed (needs a running `tally node` to drive the deals)')
-      .option('--limit <n>', 'providers to consider', '20')
-      .option('--timeout <ms>', 'how long to search', '10000')
-      .option('--deadline <ms>', 'give up waiting after this long', '600000'),
+  withRailFlags(
+    withNetworkFlags(
+      deal
+        .command('open')
+        .description('find providers, propose a contract to each (fan-out), run the deals until they settle, export and verify the records')
+        .option('--hardware <class>', 'hardware class, e.g. cpu.x86_64 or gpu.h100')
+        .option('--jurisdiction <code>', 'only providers in this jurisdiction')
+        .option('--max-price <money>', 'highest price per --epoch-ms')
+        .option('--epoch-ms <ms>', 'the period --max-price is for', '60000')
+        .option('--providers <n>', 'fan the job out across this many providers', '1')
+        .option('--distinct-jurisdictions', 'pick providers in different jurisdictions', false)
+        .option('--epochs <n>', 'epochs per deal', '6')
+        .requiredOption('--monitor <peerId...>', 'monitors whose observations count (weight 1 each)')
+        .option('--quorum <n>', 'monitor weight needed to decide an epoch (default: majority)')
+        .option('--arbiter <peerId>', 'arbiter named in the contract (default: the provider’s first)')
+        .option('--appeal-arbiter <peerId>', 'appeal arbiter')
+        .option('--collateral <money>', 'collateral the provider bonds, e.g. 300USD')
+        .option('--min-availability <bp>', 'availability a monitor must see to vote up, basis points', '9000')
+        .option('--missing <policy>', 'epochs with too little evidence: hold, pay or refund', 'hold')
+        .option('--answer-ms <ms>', 'how long a party has to answer what it owes', '30000')
+        .option('--evidence-grace-ms <ms>', 'how long after an epoch verdicts on missing evidence wait', '10000')
+        .option('--appeal-ms <ms>', 'how long after a ruling either party may appeal', '2000')
+        .requiredOption('--command <cmd>', 'the workload: a command line run on each provider (split on spaces)')
+        .option('--wall-ms <ms>', 'wall-time limit of the workload (default: the whole deal)')
+        .option('--export-dir <dir>', 'write each pair log here when done (CAR) with a fan-out report', '.')
+        .option('--no-wait', 'return once every deal has started (accepted, workload sent) instead of once settled; `tally node` drives them on')
+        .option('--limit <n>', 'providers to consider', '20')
+        .option('--timeout <ms>', 'how long to search', '10000')
+        .option('--deadline <ms>', 'give up waiting after this long', '600000'),
+    ),
   ).action(async (f: OpenFlags) => {
     const g = globals()
     const dataDir = resolveDataDir(g.dataDir)
     const log = createLog('tally', { level: g.verbose ? 'info' : 'warn', pretty: true })
-    const { peer, hooks } = await startConsumerPeer(dataDir, f, log)
+    const running: { peer?: { stop(): Promise<void> }; control?: ControlServer } = {}
+    const { peer, hooks } = await startConsumerPeer(dataDir, f, log, {
+      onStoreFailure: (err) =>
+        stopOnFault(log, 'stopping: the store cannot write', { dataDir, code: err.code }, async () => {
+          await running.control?.stop()
+          await running.peer?.stop()
+        }),
+    })
+    running.peer = peer
     const control = new ControlServer({ dataDir, port: 0, log, info: { role: 'consumer', peerId: peer.peerId } })
+    running.control = control
     const metrics = new Metrics('consumer', peer.peerId)
     registerPeerMetrics(metrics, peer)
     registerPeerRoutes(control, peer, () => ({ role: 'consumer' }))
@@ -120,8 +131,9 @@ export function registerDeal(program: Command, globals: () => GlobalOptions): vo
         answerMs: Number(f.answerMs),
         evidenceGraceMs: Number(f.evidenceGraceMs),
         appealMs: Number(f.appealMs),
+        rail: railKind(f),
       }
-      const opened = []
+      const opened: (Awaited<ReturnType<typeof proposeDeal>> & { jurisdiction: string })[] = []
       for (const offer of chosen) {
         const terms = termsFor(offer, wishes)
         const workload: Workload = {
@@ -134,7 +146,29 @@ export function registerDeal(program: Command, globals: () => GlobalOptions): vo
         if (!g.json) process.stderr.write(`proposed deal ${d.deal} to ${offer.by} (${offer.body.jurisdiction})\n`)
       }
       if (!f.wait) {
-        if (g.json) printJson({ deals: opened.map((o) => ({ deal: o.deal, provider: o.pair.provider })) })
+        // The deal's clock runs from acceptance, so the workload must reach the provider before this process goes.
+        const until = Date.now() + Number(f.answerMs)
+        const started = async (o: (typeof opened)[number]): Promise<string> => {
+          for (;;) {
+            const d = o.engine.state.deals.get(o.deal)
+            if (d !== undefined && (d.status === 'rejected' || d.status === 'lapsed')) return d.status
+            if (d?.manifest != null) {
+              await peer.sessions.awaitRemoteDurable(o.pair, d.manifest.cid, Math.max(1, until - Date.now()))
+              return 'started'
+            }
+            if (Date.now() > until)
+              throw new CliError(
+                `deal ${o.deal} with ${o.pair.provider} has not started after ${f.answerMs} ms`,
+                EXIT.failed,
+                'run `tally node` to keep driving it, then `tally deal show`',
+              )
+            await new Promise((r) => setTimeout(r, 100))
+          }
+        }
+        const states = []
+        for (const o of opened) states.push({ deal: o.deal, provider: o.pair.provider, state: await started(o) })
+        if (g.json) printJson({ deals: states })
+        else for (const x of states) process.stdout.write(`${x.deal} ${x.provider.slice(-8)} ${x.state}\n`)
         return
       }
       const deadline = Date.now() + Number(f.deadline)

@@ -1,36 +1,45 @@
 import { writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { ControlClient, ControlServer, createLog, DaemonNotRunningError, Metrics, onShutdown } from '@tally/daemon'
+import { ControlClient, ControlServer, createLog, DaemonNotRunningError, Metrics, onShutdown, stopOnFault } from '@tally/daemon'
 import { registerPeerMetrics, registerPeerRoutes } from '@tally/peer'
 import { type NetworkFlags, startConsumerPeer } from '../consumer.ts'
 import { resolveDataDir } from '../data-dir.ts'
 import { CliError, EXIT, printJson } from '../output.ts'
 import type { GlobalOptions } from '../program.ts'
-import { withNetworkFlags } from './network-flags.ts'
+import { withNetworkFlags, withRailFlags } from './network-flags.ts'
 
 export function registerNode(program: Command, globals: () => GlobalOptions): void {
-  withNetworkFlags(
-    program
-      .command('node')
-      .description(
-        'run this consumer peer in the foreground: resumes its pair sessions and deals, serves the control API for deal list/show/watch and dispute open',
-      )
-      .option('--control-port <port>', 'control API port on 127.0.0.1 (0: any)', '0'),
+  withRailFlags(
+    withNetworkFlags(
+      program
+        .command('node')
+        .description(
+          'run this consumer peer in the foreground: resumes its pair sessions and deals, serves the control API for deal list/show/watch and dispute open',
+        )
+        .option('--control-port <port>', 'control API port on 127.0.0.1 (0: any)', '0'),
+    ),
   ).action(async (f: NetworkFlags & { controlPort: string }) => {
     const g = globals()
     const dataDir = resolveDataDir(g.dataDir)
     const log = createLog('tally', { level: g.verbose ? 'debug' : 'info', pretty: process.stderr.isTTY === true })
-    const { peer } = await startConsumerPeer(dataDir, f, log)
+    const running: { peer?: { stop(): Promise<void> }; control?: ControlServer } = {}
+    const stop = async () => {
+      await running.control?.stop()
+      await running.peer?.stop()
+    }
+    // A store that cannot write cannot store or acknowledge entries: stop (exit 74) rather than run on refusing them.
+    const { peer } = await startConsumerPeer(dataDir, f, log, {
+      onStoreFailure: (err) => stopOnFault(log, 'stopping: the store cannot write', { dataDir, code: err.code }, stop),
+    })
+    running.peer = peer
     const metrics = new Metrics('consumer', peer.peerId)
     registerPeerMetrics(metrics, peer)
     const control = new ControlServer({ dataDir, port: Number(f.controlPort), log, metrics, info: { role: 'consumer', peerId: peer.peerId } })
+    running.control = control
     registerPeerRoutes(control, peer, () => ({ role: 'consumer' }))
     await control.start()
-    onShutdown(log, async () => {
-      await control.stop()
-      await peer.stop()
-    })
+    onShutdown(log, stop)
     log.info('ready', { peerId: peer.peerId, control: control.url, pairs: peer.sessions.list().length })
     if (g.json) printJson({ event: 'ready', peerId: peer.peerId, multiaddrs: peer.node.multiaddrs(), control: control.url })
     await new Promise(() => {})

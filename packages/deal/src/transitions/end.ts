@@ -36,6 +36,16 @@ function closed(deal: DealState, record: CloseRecord): DealState {
 /** close: either party ends service. `completed` needs every contracted epoch elapsed; `terminated` lets the current one finish. */
 export function closeDeal(step: Step, body: CloseBody): Outcome {
   const deal = requireDeal(step, body.deal)
+  // Both parties may close at once (the provider steps in when the consumer is late): a close by the
+  // other party that had not seen the first one concurs, and changes nothing.
+  if (
+    deal.status === 'closed' &&
+    deal.close !== null &&
+    deal.close.by !== step.role &&
+    (step.state.entries.get(deal.close.cid.toString())?.seq ?? 0) > seenSeq(step)
+  ) {
+    return { state: step.state, deal: deal.key }
+  }
   const terms = requireServing(deal, 'close')
   let endEpoch: number
   if (body.reason === 'completed') {
