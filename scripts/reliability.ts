@@ -138,6 +138,11 @@ process.on('SIGINT', () => {
   killAllSync()
   process.exit(130)
 })
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`reliability: ${err.stack ?? err.message}\n`)
+  killAllSync()
+  process.exit(1)
+})
 main().catch(async (err: unknown) => {
   process.stderr.write(`reliability failed: ${err instanceof Error ? err.message : String(err)}\n`)
   await stopAll()

@@ -127,7 +127,7 @@ async function afterWrite(m: Member): Promise<boolean> {
   const heads = async () => {
     const r = await get(m, '/v1/status', 1_000)
     const s = (await r?.json().catch(() => null)) as { pairs: { local: { provider: number; consumer: number } }[] } | null
-    return s === null ? null : s.pairs.map((p) => p.local.provider + p.local.consumer).join(',')
+    return s == null ? null : s.pairs.map((p) => p.local.provider + p.local.consumer).join(',')
   }
   const first = await heads()
   if (first === null) return false
@@ -329,7 +329,11 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
       }
       await sleep(500)
     }
-  })()
+  })().catch((err: unknown) => {
+    // A fault of this harness, not of Tally: reported, and the run ends.
+    violations.push(`campaign harness failed: ${err instanceof Error ? err.stack : String(err)}`)
+    done = true
+  })
 
   // The chaos loop, from the moment the network is up: one victim at a time, so the quorum of monitors holds.
   const chaos = (async () => {
@@ -369,7 +373,11 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         release()
       }
     }
-  })()
+  })().catch((err: unknown) => {
+    // A fault of this harness, not of Tally: reported, and the run ends.
+    violations.push(`campaign harness failed: ${err instanceof Error ? err.stack : String(err)}`)
+    done = true
+  })
 
   // The consumer proposes each round with `tally deal open --no-wait` (it exits once its deals have started),
   // and `tally node` drives them between rounds and after: that is the consumer the chaos loop kills.
