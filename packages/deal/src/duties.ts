@@ -1,6 +1,6 @@
 import type { CID, Money } from '@tally/core'
 import type { TimeoutDuty } from './bodies/ending.ts'
-import type { PartyRole } from './contract.ts'
+import type { ContractTerms, PartyRole } from './contract.ts'
 import { admissibleEvidence } from './evidence.ts'
 import { counterpart, type DealState, epochEnd, epochLimit, epochOf, type Offer, type PairState } from './state.ts'
 import { settlementProblem } from './summary.ts'
@@ -91,6 +91,31 @@ function providerDuties(deal: DealState, now: number, out: Duty[]): void {
   }
   const overdue = deal.pending.map((k) => deal.authorities.get(k)).find((a) => a !== undefined && now >= a.time + t.timeouts.answerMs)
   if (overdue !== undefined && deal.defaulted === null) out.push({ type: 'claim-timeout', deal: deal.id, duty: 'voucher', ref: overdue.cid, epoch: null })
+  lateClaimDisputeDuties(deal, t, out)
+}
+
+/**
+ * A verdict given for want of a usage claim (`no-usage`, once the grace
+ * period ran out) that the log now answers with a claim of service: a
+ * partition between the parties, or a stall, kept the claim from the
+ * evaluator. The evidence diverges, so the provider disputes those epochs
+ * and the arbiter weighs its claim against the monitors' observations.
+ */
+function lateClaimDisputeDuties(deal: DealState, t: ContractTerms, out: Duty[]): void {
+  const due: number[] = []
+  for (const [, ep] of deal.epochs.entries()) {
+    const ev = ep.evaluation
+    if (ev === null || ev.reason !== 'no-usage' || ep.dispute !== null || ep.released || ep.usage === null) continue
+    if (ep.usage.claimBp >= t.rule.availability.minBp) due.push(ep.epoch)
+  }
+  if (due.length > 0) {
+    out.push({
+      type: 'open-dispute',
+      deal: deal.id,
+      epochs: due.sort((a, b) => a - b).slice(0, MAX_EPOCH_DUTIES),
+      reason: 'usage claim recorded after a verdict that found none',
+    })
+  }
 }
 
 function consumerDuties(deal: DealState, now: number, out: Duty[]): void {

@@ -151,8 +151,10 @@ export class ProviderHooks implements EngineHooks {
     if (t === null || deal.start === null) return undefined
     const end = deal.start + (epoch + 1) * t.epochMs
     const run = this.#runs.get(deal.key)
-    // Wait for the sample that closes the epoch while the workload runs.
-    if (run !== undefined && Date.now() < end + 1_000 && !(await isDone(run))) {
+    // Wait for the sample that closes the epoch while the workload runs, however late the clock says it is: after a
+    // stall of this daemon (SIGSTOP, swapping, CPU starvation) the executor's samples catch up a moment after the duty
+    // loop wakes, and an epoch reported before they do would claim no service for time the workload ran.
+    if (run !== undefined && !(await isDone(run))) {
       const last = run.epochs.at(-1)
       if (last === undefined || last.endMs < end) return undefined
     }
