@@ -96,6 +96,9 @@ export class Monitor {
   #running = false
   #loop: Promise<void> | undefined
   #wake: (() => void) | undefined
+  /** Probes in flight, by provider. */
+  readonly #probing = new Map<PeerIdString, Promise<void>>()
+  #probeOffset = 0
   #refreshTimer: ReturnType<typeof setInterval> | undefined
   #refreshing: Promise<void> | undefined
   #unregisterValidator: (() => void) | undefined
@@ -179,6 +182,7 @@ export class Monitor {
     this.#wake?.()
     if (this.#refreshTimer !== undefined) clearInterval(this.#refreshTimer)
     await this.#loop
+    await Promise.all(this.#probing.values())
     await this.#refreshing?.catch(() => {})
     this.#unregisterValidator?.()
     for (const { unsubscribe } of this.#topics.values()) unsubscribe()
@@ -288,18 +292,28 @@ export class Monitor {
     return ws
   }
 
+  /**
+   * Start a probe for every target without one in flight (at most
+   * `concurrency` at once), and return without waiting: a provider that
+   * does not answer holds only its own probe for `timeoutMs`, never the
+   * schedule of the others, whose windows would otherwise go empty.
+   */
   async #probeRound(): Promise<void> {
-    const queue = [...this.#targets.values()]
     const { concurrency, timeoutMs, identity } = this.settings.probe
-    const worker = async (): Promise<void> => {
-      for (let t = queue.shift(); t !== undefined; t = queue.shift()) {
-        const target = t
-        const sample = await probeProvider(this.node, target.peer, { addrs: target.addrs, identity, timeoutMs, now: this.#now })
-        if (!this.#targets.has(target.peer)) continue
-        this.#record(target, sample)
-      }
+    const targets = [...this.#targets.values()]
+    // Start each round one further along, so a full slate of slow probes does not always starve the same targets.
+    this.#probeOffset = targets.length === 0 ? 0 : (this.#probeOffset + 1) % targets.length
+    for (let i = 0; i < targets.length && this.#probing.size < concurrency; i++) {
+      const target = targets[(this.#probeOffset + i) % targets.length]!
+      if (this.#probing.has(target.peer)) continue
+      const probe = probeProvider(this.node, target.peer, { addrs: target.addrs, identity, timeoutMs, now: this.#now })
+        .then((sample) => {
+          if (this.#running && this.#targets.has(target.peer)) this.#record(target, sample)
+        })
+        .catch((err: unknown) => this.#log('error', 'probe-failed', { provider: target.peer, error: err }))
+        .finally(() => this.#probing.delete(target.peer))
+      this.#probing.set(target.peer, probe)
     }
-    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker))
   }
 
   #record(target: Target, sample: ProbeSample): void {

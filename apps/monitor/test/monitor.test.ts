@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { type AddressInfo, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Identity, issueCredential } from '@tally/core'
@@ -195,6 +196,31 @@ describe('Monitor in-process', () => {
     expect(monitor.counters.observationsPublished).toBeGreaterThanOrEqual(2)
     expect(monitor.counters.probes).toBeGreaterThan(0)
     expect(monitor.counters.computeChallenges).toBeGreaterThanOrEqual(1)
+  })
+
+  it('keeps probing a live provider on schedule while another never answers', async () => {
+    // A listener that accepts and never speaks: each probe of it hangs for the whole 2 s timeout.
+    const held: Socket[] = []
+    const silent = createServer((socket) => void held.push(socket))
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    const ghost = Identity.generate().peerId
+    try {
+      monitor.watch({ peer: ghost, addrs: [`/ip4/127.0.0.1/tcp/${(silent.address() as AddressInfo).port}/p2p/${ghost}`] })
+      const since = Date.now() + 1_000
+      let sent = 0
+      expect(
+        await waitFor(async () => {
+          const got = await intake.observationsFor({ subject: provider.peerId, monitors: [monitor.peerId], from: since, to: Date.now() + 1 })
+          sent = got.find((o) => o.body.window.start >= since)?.body.samples.sent ?? 0
+          return sent > 0
+        }),
+      ).toBe(true)
+      // 200 ms probes in a 1 s window; waiting on the silent one would leave at most one.
+      expect(sent).toBeGreaterThanOrEqual(3)
+    } finally {
+      for (const socket of held) socket.destroy()
+      silent.close()
+    }
   })
 
   it('sees the provider go down', async () => {
