@@ -84,7 +84,7 @@ const suites: Suite[] = [
     },
   },
   { name: 'partitions', run: vitest(['test/partitions.test.ts']) },
-  { name: 'fuzz', run: vitest(['test/fuzz.test.ts', 'test/fuzz-handlers.test.ts'], { TALLY_FUZZ_RUNS: large ? '20000' : '300' }) },
+  { name: 'fuzz', run: vitest(['./test/fuzz.test.ts', './test/fuzz-handlers.test.ts'], { TALLY_FUZZ_RUNS: large ? '20000' : '300' }) },
   { name: 'adversaries', run: vitest(['packages/node/test/adversaries']) },
   { name: 'disk', run: vitest(['packages/lineage/test/disk-faults.test.ts', 'packages/node/test/disk-faults.test.ts', 'test/disk-faults.test.ts']) },
 ]

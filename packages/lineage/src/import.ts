@@ -48,7 +48,7 @@ async function storeAnalysis(store: Store, a: ExportAnalysis): Promise<ImportRes
     const chain = a.chains[role]
     const blockAt = (seq: number) => {
       const c = chain[seq - 1]!
-      return decodeEntryFast(a.source.read(c.dataOffset, c.dataLength).slice())
+      return decodeEntryFast(new Uint8Array(a.source.read(c.dataOffset, c.dataLength)))
     }
     const held = await store.getHead(id, author)
     let from = 1

@@ -38,7 +38,7 @@ export class MemoryStore implements Store {
     if (this.#closed) throw new StoreError('store is closed')
     for (const b of [mergeBatches(batches)]) {
       for (const e of b.entries ?? []) {
-        this.#blocks.set(e.cid.toString(), e.bytes.slice())
+        this.#blocks.set(e.cid.toString(), new Uint8Array(e.bytes))
         const chain = `${e.pair.toString()}/${e.author}`
         let m = this.#index.get(chain)
         if (m === undefined) this.#index.set(chain, (m = new Map()))
@@ -47,7 +47,7 @@ export class MemoryStore implements Store {
       for (const h of b.heads ?? []) this.#heads.set(`${h.pair.toString()}/${h.author}`, { seq: h.seq, cid: h.cid })
       for (const m of b.meta ?? []) {
         if (m.value === null) this.#meta.delete(m.key)
-        else this.#meta.set(m.key, m.value.slice())
+        else this.#meta.set(m.key, new Uint8Array(m.value))
       }
       for (const p of b.pairs ?? []) this.#pairs.set(p.id.toString(), { id: p.id, descriptor: { ...p.descriptor } })
     }

@@ -162,8 +162,10 @@ export class FrameStream {
       return parseWith(schema, value, what)
     } catch (err) {
       if (err instanceof SchemaError && value !== null && typeof value === 'object' && err.details['path'] === 'type') {
-        const type = (value as { type?: unknown }).type
-        throw this.#fail(new UnexpectedMessageError(`unexpected ${what} type ${JSON.stringify(String(type).slice(0, 40))}`, { type }, { cause: err }))
+        // Not String(): on a nested array it recurses once per level, and a peer's deeply nested `type` overflows the stack.
+        const t = (value as { type?: unknown }).type
+        const type = typeof t === 'string' ? t.slice(0, 40) : typeof t
+        throw this.#fail(new UnexpectedMessageError(`unexpected ${what} type ${JSON.stringify(type)}`, { type }, { cause: err }))
       }
       if (err instanceof DecodeError || err instanceof SchemaError) {
         throw this.#fail(new FrameDecodeError(`garbage ${what}: ${err.message}`, {}, { cause: err }))

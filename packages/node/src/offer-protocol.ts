@@ -122,8 +122,10 @@ export function decodeOfferResponse(bytes: Uint8Array): OfferResponse {
     return parseWith(offerResponseSchema, value, 'offer response')
   } catch (err) {
     if ((err as { details?: { path?: unknown } }).details?.path === 'type') {
+      // Not String(): on a nested array it recurses once per level, and a peer's deeply nested `type` overflows the stack.
+      const t = (value as { type?: unknown })?.type
       throw new UnexpectedMessageError(
-        `unexpected offer response type ${JSON.stringify(String((value as { type?: unknown })?.type).slice(0, 40))}`,
+        `unexpected offer response type ${JSON.stringify(typeof t === 'string' ? t.slice(0, 40) : typeof t)}`,
         {},
         { cause: err },
       )

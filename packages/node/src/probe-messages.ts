@@ -77,7 +77,9 @@ function decodeFrame<T>(bytes: Uint8Array, max: number, s: z.ZodType<T>, what: s
     return parseWith(s, value, what)
   } catch (err) {
     if ((err as { details?: { path?: unknown } }).details?.path === 'type') {
-      const type = String((value as { type?: unknown } | null)?.type).slice(0, 40)
+      // Not String(): on a nested array it recurses once per level, and a peer's deeply nested `type` overflows the stack.
+      const t = (value as { type?: unknown } | null)?.type
+      const type = typeof t === 'string' ? t.slice(0, 40) : typeof t
       throw new UnexpectedMessageError(`unexpected ${what} type ${JSON.stringify(type)}`, {}, { cause: err })
     }
     throw new FrameDecodeError((err as Error).message, {}, { cause: err })
