@@ -140,7 +140,19 @@ export async function ext4Loop(base: string, bytes: number): Promise<Ext4Loop> {
   const umount = async () => {
     if (!mounted) return
     mounted = false
-    await sh('umount', [dir]).catch(() => sh('umount', ['-l', dir]))
+    // A file closed a moment ago can keep the mount busy on a loaded machine: retry before a lazy unmount,
+    // which would leave the device in use and e2fsck unable to check it.
+    for (let i = 0; i < 30; i++) {
+      if (
+        await sh('umount', [dir]).then(
+          () => true,
+          () => false,
+        )
+      )
+        return
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    await sh('umount', ['-l', dir])
   }
   try {
     await sh('mkfs.ext4', ['-q', '-F', device])
@@ -158,9 +170,16 @@ export async function ext4Loop(base: string, bytes: number): Promise<Ext4Loop> {
     async heal() {
       await umount()
       // e2fsck exits 1 when it fixed something (it clears the error state the trigger recorded).
-      await run('e2fsck', ['-f', '-y', device], { timeout: 20_000 }).catch((err: { code?: number }) => {
-        if (err.code !== 1) throw err
-      })
+      for (let attempt = 1; ; attempt++) {
+        const code = await run('e2fsck', ['-f', '-y', device], { timeout: 20_000 }).then(
+          () => 0,
+          (err: { code?: number }) => err.code ?? -1,
+        )
+        if (code === 0 || code === 1) break
+        // 8: the device is still in use (a lazy unmount finishing); anything else, or too long, is a real failure.
+        if (code !== 8 || attempt === 20) throw new Error(`e2fsck -f -y ${device} exited ${code}`)
+        await new Promise((r) => setTimeout(r, 250))
+      }
       await mount()
     },
     async cleanup() {
