@@ -27,6 +27,12 @@ export const ARBITRATE_CONTROL_MAX_BYTES = 256
 export const ARBITRATE_HEADER_TIMEOUT_MS = 5_000
 /** The whole record must arrive within this time: 64 MiB at 1 MiB/s (a slow WAN link) with room to spare. */
 export const ARBITRATE_UPLOAD_TIMEOUT_MS = 120_000
+/**
+ * A client holding credit sends its next chunk at once; one silent this long
+ * is cut off. Without it a peer could send a header and nothing more and
+ * hold one of the few case slots for the whole upload timeout.
+ */
+export const ARBITRATE_CHUNK_TIMEOUT_MS = 10_000
 /** The client's bound on the whole exchange by default: upload, verification and replay of a large record, the answer. */
 export const ARBITRATE_CASE_TIMEOUT_MS = 180_000
 
@@ -34,6 +40,12 @@ export const ARBITRATE_CASE_TIMEOUT_MS = 180_000
 export const ARBITRATE_CASE_RATE = { perSecond: 0.5, burst: 10 }
 /** Cases decided at once: each holds its record in memory (≤ 64 MiB) and replays it on the event loop. */
 export const ARBITRATE_MAX_CONCURRENT_CASES = 4
+/**
+ * Of those, cases one peer may have in progress: half, so that one peer
+ * never holds every slot, yet a consumer with disputes on two deals (a job
+ * fanned out across providers) submits both at once.
+ */
+export const ARBITRATE_MAX_CASES_PER_PEER = 2
 /** Case streams per connection: a party has no reason for more than one or two at a time. */
 export const ARBITRATE_MAX_STREAMS_PER_CONNECTION = 2
 /** New streams per peer, checked before a byte is read (each may buffer a window): generous next to the case rate, which answers with a typed refusal. */

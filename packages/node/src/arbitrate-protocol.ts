@@ -9,8 +9,10 @@ import {
   ARBITRATE_CASE_TIMEOUT_MS,
   ARBITRATE_CHUNK_BYTES,
   ARBITRATE_CHUNK_FRAME_BYTES,
+  ARBITRATE_CHUNK_TIMEOUT_MS,
   ARBITRATE_HEADER_MAX_BYTES,
   ARBITRATE_HEADER_TIMEOUT_MS,
+  ARBITRATE_MAX_CASES_PER_PEER,
   ARBITRATE_MAX_CONCURRENT_CASES,
   ARBITRATE_MAX_RECORD_BYTES,
   ARBITRATE_MAX_STREAMS_PER_CONNECTION,
@@ -64,6 +66,10 @@ export interface ArbitrationServerOptions {
   windowChunks?: number
   /** Whole-record upload bound; a slower client is cut off. Default 120 s. */
   uploadTimeoutMs?: number
+  /** Silence allowed between chunks; a client that stops sending is cut off. Default 10 s. */
+  chunkTimeoutMs?: number
+  /** Cases one peer may have in progress; more are refused with `busy`. Default 2. */
+  maxCasesPerPeer?: number
   now?: () => number
 }
 
@@ -88,6 +94,7 @@ export class ArbitrationServer {
   readonly #opts: Required<Omit<ArbitrationServerOptions, 'caseRate'>>
   readonly #rate: PeerRateLimiter
   #active = 0
+  readonly #activeByPeer = new Map<PeerIdString, number>()
   #handle: ProtocolHandle | undefined
 
   constructor(host: ProtocolHost, opts: ArbitrationServerOptions) {
@@ -99,6 +106,8 @@ export class ArbitrationServer {
       maxConcurrentCases: opts.maxConcurrentCases ?? ARBITRATE_MAX_CONCURRENT_CASES,
       windowChunks: opts.windowChunks ?? ARBITRATE_WINDOW_CHUNKS,
       uploadTimeoutMs: opts.uploadTimeoutMs ?? ARBITRATE_UPLOAD_TIMEOUT_MS,
+      chunkTimeoutMs: opts.chunkTimeoutMs ?? ARBITRATE_CHUNK_TIMEOUT_MS,
+      maxCasesPerPeer: opts.maxCasesPerPeer ?? ARBITRATE_MAX_CASES_PER_PEER,
       now: opts.now ?? Date.now,
     }
     if (this.#opts.windowChunks < 1 || this.#opts.windowChunks > 8 * ARBITRATE_WINDOW_CHUNKS) throw new RangeError(`invalid window ${this.#opts.windowChunks}`)
@@ -156,7 +165,12 @@ export class ArbitrationServer {
     if (this.#active >= this.#opts.maxConcurrentCases) {
       return refuse(errorAnswer('busy', `${this.#active} cases in progress; retry later`, id))
     }
+    const mine = this.#activeByPeer.get(peer) ?? 0
+    if (mine >= this.#opts.maxCasesPerPeer) {
+      return refuse(errorAnswer('busy', `${mine} case(s) from ${peer} in progress; submit one after the other`, id))
+    }
     this.#active++
+    this.#activeByPeer.set(peer, mine + 1)
     try {
       const record = await this.#receive(frames, header.size, signal)
       const c: ArbitrationCase = {
@@ -175,6 +189,9 @@ export class ArbitrationServer {
       await this.#answer(frames, answer)
     } finally {
       this.#active--
+      const left = (this.#activeByPeer.get(peer) ?? 1) - 1
+      if (left > 0) this.#activeByPeer.set(peer, left)
+      else this.#activeByPeer.delete(peer)
     }
   }
 
@@ -188,7 +205,7 @@ export class ArbitrationServer {
     let consumed = 0
     // A client that ignores its credit overflows the stream's buffer (window + 1 frames) and is cut off there.
     while (got < size) {
-      const { data } = await frames.readMessage(chunkSchema, 'record chunk', { signal: upload })
+      const { data } = await frames.readMessage(chunkSchema, 'record chunk', { signal: upload, idleTimeoutMs: this.#opts.chunkTimeoutMs })
       const n = data.byteLength
       const last = got + n === size
       if (n === 0 || n > ARBITRATE_CHUNK_BYTES || got + n > size || (!last && n !== ARBITRATE_CHUNK_BYTES)) {

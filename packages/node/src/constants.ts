@@ -33,6 +33,8 @@ export const MAX_OBSERVATION_SHARDS = 4096
 export const DEFAULT_FRAME_TIMEOUT_MS = 10_000
 /** Waiting for the first byte of a reply: covers a busy peer that signs or reads its store before answering. */
 export const DEFAULT_REPLY_TIMEOUT_MS = 5_000
+/** Once an exchange is over and we closed our side, an honest peer closes its own at once; one that has not within this time is cut off. */
+export const REQUEST_CLOSE_GRACE_MS = 1_000
 /**
  * Bytes buffered ahead of the reader: 4 frames, and at least 256 KiB (one
  * yamux window) so bursts of small frames pass. yamux acknowledges data on
@@ -79,6 +81,18 @@ export const DEFAULT_FIND_TIMEOUT_MS = 10_000
 export const DEFAULT_FIND_LIMIT = 20
 /** Offers fetched concurrently during discover(): bounds sockets and CPU for signature checks. */
 export const DISCOVER_FETCH_CONCURRENCY = 8
+/**
+ * Provider records taken from any one DHT peer's answer. An honest peer
+ * holds about k (20) records per key that it could usefully return; a
+ * flooder holds thousands. The rest of an answer is dropped (and counted).
+ */
+export const DEFAULT_MAX_PROVIDERS_PER_SOURCE = 20
+/**
+ * Candidates whose offers one discover() fetches at most: bounds dials,
+ * bytes (64 KiB each) and signature checks (17 at most each) a flood of
+ * provider records can cost a consumer, whatever the flood's size.
+ */
+export const DEFAULT_DISCOVER_MAX_CANDIDATES = 100
 
 // ---- Node boot ---------------------------------------------------------------
 

@@ -1,13 +1,15 @@
 import { setMaxListeners } from 'node:events'
-import type { Logger, PeerId, PeerStore } from '@libp2p/interface'
-import type { KadDHT, QueryEvent } from '@libp2p/kad-dht'
+import type { Logger, PeerId, PeerInfo, PeerStore } from '@libp2p/interface'
+import { type KadDHT, MessageType, type QueryEvent } from '@libp2p/kad-dht'
 import { peerIdFromString } from '@libp2p/peer-id'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { type CID, type Credential, type PeerIdString, type TrustPolicy, verifyDocument } from '@tally/core'
 import { type CapabilityQuery, capabilityCid, capabilityKey, capabilityKeysFor } from './capability.ts'
 import {
+  DEFAULT_DISCOVER_MAX_CANDIDATES,
   DEFAULT_FIND_LIMIT,
   DEFAULT_FIND_TIMEOUT_MS,
+  DEFAULT_MAX_PROVIDERS_PER_SOURCE,
   DEFAULT_REPROVIDE_INTERVAL_MS,
   DEFAULT_REPROVIDE_JITTER,
   DISCOVER_FETCH_CONCURRENCY,
@@ -34,20 +36,31 @@ export interface ProviderCandidate {
 
 export type DiscoveryProgress =
   | { type: 'dht'; event: string; peer?: PeerIdString }
-  | { type: 'candidate'; peer: PeerIdString }
+  /** `source`: the DHT peer whose answer named it (this node for its own records). */
+  | { type: 'candidate'; peer: PeerIdString; source?: PeerIdString }
+  /** `source` answered with more provider records than the per-source cap: `dropped` of them were not taken. */
+  | { type: 'capped'; source: PeerIdString; dropped: number }
+  /** The DHT query stopped at k records; the `peers` closest to the key are asked directly. */
+  | { type: 'sweep'; peers: number }
   | { type: 'offer'; peer: PeerIdString }
   | { type: 'skipped'; peer: PeerIdString; reason: SkipReason }
 
 export interface FindOptions {
   /** Stop after this many distinct providers (default 20). */
   limit?: number
+  /** Provider records taken from any one DHT peer's answer (default 20); the rest is dropped and counted in `stats.capped`. */
+  maxPerSource?: number
   /** Give up the DHT query after this long (default 10 s); results so far stand. */
   timeoutMs?: number
   signal?: AbortSignal
   onProgress?: (event: DiscoveryProgress) => void
 }
 
-export interface DiscoverOptions extends FindOptions {
+export interface DiscoverOptions extends Omit<FindOptions, 'limit'> {
+  /** Stop after this many matching offers (default 20). */
+  limit?: number
+  /** Candidates whose offers are fetched at most (default 100): the most work a flood of bogus provider records can cost. */
+  maxCandidates?: number
   /** Per-offer fetch timeout, dial included (default 5 s). */
   offerTimeoutMs?: number
   now?: number
@@ -76,6 +89,8 @@ export interface DiscoveryOptions {
   reprovideJitter?: number
   findTimeoutMs?: number
   offerTimeoutMs?: number
+  /** The DHT's k: its provider query stops after k records, which is what a flood exploits (default 20). */
+  kBucketSize?: number
 }
 
 export interface DiscoveryHost extends ProtocolHost {
@@ -130,6 +145,32 @@ function jurisdictionCovers(query: string, offered: string): boolean {
   return offered === query || offered.startsWith(`${query}-`)
 }
 
+/** kad-dht's request sender: public on its implementation, not on the KadDHT interface. */
+interface KadNetwork {
+  sendRequest(to: PeerId, msg: { type: MessageType; key: Uint8Array }, opts: { signal: AbortSignal; path: KadPath }): AsyncIterable<QueryEvent>
+}
+interface KadPath {
+  index: number
+  queued: number
+  running: number
+  total: number
+}
+
+function kadNetwork(dht: KadDHT): KadNetwork | undefined {
+  const network = (dht as unknown as { network?: Partial<KadNetwork> }).network
+  return typeof network?.sendRequest === 'function' ? (network as KadNetwork) : undefined
+}
+
+/** Values of `promises` as each settles (they must not reject). */
+async function* inCompletionOrder<T>(promises: readonly Promise<T>[]): AsyncGenerator<T> {
+  const pending = new Map(promises.map((p, i) => [i, p.then((value) => ({ i, value }))]))
+  while (pending.size > 0) {
+    const { i, value } = await Promise.race(pending.values())
+    pending.delete(i)
+    yield value
+  }
+}
+
 /** Wakes every waiter at once; used to pace the discover() pipeline. */
 class Wakeup {
   #waiters: (() => void)[] = []
@@ -151,8 +192,13 @@ class Wakeup {
  * both at once with every candidate's outcome reported.
  */
 export class Discovery {
-  /** Provide rounds run (the announce and every re-provide), and the peers the last one reached per key. */
-  readonly stats: { rounds: number; lastReached: number[] } = { rounds: 0, lastReached: [] }
+  /**
+   * Provide rounds run (the announce and every re-provide), and the peers
+   * the last one reached per key; provider records dropped over the
+   * per-source cap, and sweeps of the closest peers after a DHT query that
+   * ended at k records.
+   */
+  readonly stats: { rounds: number; lastReached: number[]; capped: number; sweeps: number } = { rounds: 0, lastReached: [], capped: 0, sweeps: 0 }
   readonly #host: DiscoveryHost
   readonly #offers: OfferServer
   readonly #log: Logger
@@ -160,6 +206,7 @@ export class Discovery {
   readonly #jitter: number
   readonly #findTimeoutMs: number
   readonly #offerTimeoutMs: number
+  readonly #kBucketSize: number
   #keys: string[] = []
   #timer: ReturnType<typeof setTimeout> | undefined
   #round: Promise<unknown> = Promise.resolve()
@@ -173,6 +220,7 @@ export class Discovery {
     this.#jitter = opts.reprovideJitter ?? DEFAULT_REPROVIDE_JITTER
     this.#findTimeoutMs = opts.findTimeoutMs ?? DEFAULT_FIND_TIMEOUT_MS
     this.#offerTimeoutMs = opts.offerTimeoutMs ?? OFFER_FETCH_TIMEOUT_MS
+    this.#kBucketSize = opts.kBucketSize ?? 20
   }
 
   /** Capability keys currently announced. */
@@ -226,6 +274,13 @@ export class Discovery {
    * Providers of the query's capability key, each yielded once as the DHT
    * reports it (never this node). Ends at `limit`, when the query
    * completes, or quietly at its timeout; the caller's own abort throws.
+   *
+   * A flood cannot crowd honest providers out: at most `maxPerSource`
+   * records are taken from any one DHT peer's answer, and since kad-dht
+   * ends its query once k records arrived, whoever sent them, a query that
+   * ended that way is followed (if the caller still reads) by asking each
+   * of the k peers closest to the key directly, the peers an honest
+   * provider stored its record with.
    */
   async *findProviders(query: CapabilityQuery, opts: FindOptions = {}): AsyncGenerator<ProviderCandidate> {
     const capability: CapabilityQuery = {}
@@ -233,6 +288,7 @@ export class Discovery {
     if (query.jurisdiction !== undefined) capability.jurisdiction = query.jurisdiction
     const cid = capabilityCid(capabilityKey(capability))
     const limit = opts.limit ?? DEFAULT_FIND_LIMIT
+    const maxPerSource = opts.maxPerSource ?? DEFAULT_MAX_PROVIDERS_PER_SOURCE
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.#findTimeoutMs)
     const local = new AbortController()
     const signals = [timeout, local.signal, this.#controller.signal]
@@ -241,24 +297,61 @@ export class Discovery {
     setMaxListeners(Infinity, signal) // kad-dht adds a listener per query path and peer
     const self = this.#host.peerId.toString()
     const seen = new Set<string>()
+    const taken = new Map<PeerIdString, number>()
+    const answered = new Set<PeerIdString>()
+    let reported = 0
+
+    // The candidates of one DHT peer's answer, at most maxPerSource of them over all its answers.
+    const admit = async (providers: readonly PeerInfo[], source: PeerIdString): Promise<ProviderCandidate[]> => {
+      const out: ProviderCandidate[] = []
+      let dropped = 0
+      for (const provider of providers) {
+        const peer = provider.id.toString()
+        if (peer === self || seen.has(peer)) continue
+        const n = taken.get(source) ?? 0
+        if (n >= maxPerSource) {
+          dropped++
+          continue
+        }
+        taken.set(source, n + 1)
+        seen.add(peer)
+        if (provider.multiaddrs.length > 0) {
+          await this.#host.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch((err: unknown) => {
+            this.#log('cannot record addresses of %s: %s', peer, (err as Error).message)
+          })
+        }
+        out.push({ peer, id: provider.id, multiaddrs: provider.multiaddrs })
+      }
+      if (dropped > 0) {
+        this.stats.capped += dropped
+        this.#log('find %s: %s answered with more than %d provider records; dropped %d', cid, source, maxPerSource, dropped)
+        opts.onProgress?.({ type: 'capped', source, dropped })
+      }
+      return out
+    }
+
     try {
       for await (const event of this.#host.services.dht.findProviders(cid, { signal })) {
         if (opts.onProgress !== undefined) {
           const peer = eventPeer(event)
           opts.onProgress(peer === undefined ? { type: 'dht', event: event.name } : { type: 'dht', event: event.name, peer })
         }
+        if (event.name === 'PEER_RESPONSE') answered.add(event.from.toString())
         if (event.name !== 'PROVIDER') continue
-        for (const provider of event.providers) {
-          const peer = provider.id.toString()
-          if (peer === self || seen.has(peer)) continue
-          seen.add(peer)
-          if (provider.multiaddrs.length > 0) {
-            await this.#host.peerStore.merge(provider.id, { multiaddrs: provider.multiaddrs }).catch((err: unknown) => {
-              this.#log('cannot record addresses of %s: %s', peer, (err as Error).message)
-            })
-          }
-          opts.onProgress?.({ type: 'candidate', peer })
-          yield { peer, id: provider.id, multiaddrs: provider.multiaddrs }
+        reported += event.providers.length
+        const source = event.from.toString()
+        for (const candidate of await admit(event.providers, source)) {
+          opts.onProgress?.({ type: 'candidate', peer: candidate.peer, source })
+          yield candidate
+          if (seen.size >= limit) return
+        }
+      }
+      // kad-dht stops at k records: the holders it did not get to ask may hold the honest ones.
+      if (reported < this.#kBucketSize || signal.aborted) return
+      for await (const answer of this.#sweep(cid, answered, signal, opts)) {
+        for (const candidate of await admit(answer.providers, answer.source)) {
+          opts.onProgress?.({ type: 'candidate', peer: candidate.peer, source: answer.source })
+          yield candidate
           if (seen.size >= limit) return
         }
       }
@@ -270,6 +363,42 @@ export class Discovery {
     } finally {
       local.abort()
     }
+  }
+
+  /** Ask each of the k peers closest to `cid` that has not answered yet for its provider records, concurrently; answers in arrival order. */
+  async *#sweep(
+    cid: CID,
+    answered: ReadonlySet<PeerIdString>,
+    signal: AbortSignal,
+    opts: FindOptions,
+  ): AsyncGenerator<{ source: PeerIdString; providers: PeerInfo[] }> {
+    const dht = this.#host.services.dht
+    const network = kadNetwork(dht)
+    if (network === undefined) {
+      this.#log('find %s: this kad-dht exposes no request sender; no sweep of the closest peers', cid)
+      return
+    }
+    const self = this.#host.peerId.toString()
+    const closest: PeerId[] = []
+    for await (const event of dht.getClosestPeers(cid.multihash.bytes, { signal })) {
+      if (event.name === 'FINAL_PEER' && event.peer.id.toString() !== self && !answered.has(event.peer.id.toString())) closest.push(event.peer.id)
+      if (closest.length >= this.#kBucketSize) break
+    }
+    this.stats.sweeps++
+    opts.onProgress?.({ type: 'sweep', peers: closest.length })
+    const ask = async (peer: PeerId, index: number): Promise<{ source: PeerIdString; providers: PeerInfo[] }> => {
+      const source = peer.toString()
+      try {
+        const path = { index, queued: 0, running: 1, total: closest.length }
+        for await (const event of network.sendRequest(peer, { type: MessageType.GET_PROVIDERS, key: cid.multihash.bytes }, { signal, path })) {
+          if (event.name === 'PEER_RESPONSE') return { source, providers: event.providers }
+        }
+      } catch (err) {
+        this.#log('find %s: asking %s for providers failed: %s', cid, source, (err as Error).message)
+      }
+      return { source, providers: [] }
+    }
+    yield* inCompletionOrder(closest.map(ask))
   }
 
   /** Fetch and verify one provider's offer under `policy` (errors as in `fetchOffer`). */
@@ -291,7 +420,9 @@ export class Discovery {
   /**
    * Find providers and fetch their offers (a few at a time), yielding each
    * verified, matching offer as `{peer, offer, credentials}` and every
-   * other candidate as `{peer, skipped: {code, message}}`.
+   * other candidate as `{peer, skipped: {code, message}}`. Ends after
+   * `limit` matching offers or `maxCandidates` candidates, whichever comes
+   * first, or when the providers run out.
    */
   async *discover(query: DiscoveryQuery, policy: TrustPolicy, opts: DiscoverOptions = {}): AsyncGenerator<DiscoveryResult> {
     const controller = new AbortController()
@@ -340,7 +471,7 @@ export class Discovery {
 
     const producer = (async () => {
       try {
-        for await (const candidate of this.findProviders(query, { ...opts, signal })) {
+        for await (const candidate of this.findProviders(query, { ...opts, limit: opts.maxCandidates ?? DEFAULT_DISCOVER_MAX_CANDIDATES, signal })) {
           while (inflight >= DISCOVER_FETCH_CONCURRENCY) await wakeup.wait()
           inflight++
           void evaluate(candidate)
@@ -362,10 +493,13 @@ export class Discovery {
       }
     })()
 
+    const wanted = opts.limit ?? DEFAULT_FIND_LIMIT
+    let offers = 0
     try {
-      while (true) {
+      while (offers < wanted) {
         const next = results.shift()
         if (next !== undefined) {
+          if ('offer' in next) offers++
           yield next
           continue
         }

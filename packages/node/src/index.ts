@@ -136,6 +136,7 @@ export {
 export {
   ObservationIntake,
   OBSERVATION_META_PREFIX,
+  INTAKE_MAX_OUTSIDE_PER_SUBJECT,
   type ObservationIntakeOptions,
   type ObservationQuery,
   type IntakeCounters,

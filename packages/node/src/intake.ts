@@ -23,6 +23,14 @@ import { evidenceAdmissible, type WarrantRegistry } from './warrant.ts'
 export const OBSERVATION_META_PREFIX = 'obs/'
 /** Observations waiting for the store; past this, new arrivals are dropped (and counted) rather than queued without bound. */
 export const INTAKE_MAX_PENDING = 4096
+/**
+ * Observations kept apart per subject (monitors no watched contract names).
+ * They are never counted, and monitor identities cost nothing, so without
+ * a bound a crowd of them could fill the disk at the gossip rate limit of
+ * each. 4096 is ~4 MiB per watched provider: a few dozen outside monitors'
+ * reports over a day of one-minute windows.
+ */
+export const INTAKE_MAX_OUTSIDE_PER_SUBJECT = 4096
 
 const pad = (n: number) => n.toString().padStart(16, '0')
 const encoder = new TextEncoder()
@@ -41,6 +49,8 @@ export interface IntakeCounters {
   unwatched: number
   /** Dropped because the store queue was full. */
   overflow: number
+  /** Outside observations not stored: their subject already has the most kept apart. */
+  outsideDropped: number
   /** Dropped by the gossip validator, by reason. */
   rejected: Partial<Record<ObservationDropReason, number>>
 }
@@ -73,6 +83,8 @@ export interface ObservationIntakeOptions {
   warrants?: Pick<WarrantRegistry, 'standing'>
   /** Two different observations by one monitor with one seq (seen on gossip or in the store): material for a warrant. */
   onConflict?: (first: Uint8Array, second: Uint8Array) => void
+  /** Outside observations kept per subject (default INTAKE_MAX_OUTSIDE_PER_SUBJECT). */
+  maxOutsidePerSubject?: number
 }
 
 /**
@@ -83,7 +95,7 @@ export interface ObservationIntakeOptions {
  * apart and never returned as counted evidence.
  */
 export class ObservationIntake implements NodeComponent {
-  readonly counters: IntakeCounters = { stored: 0, outside: 0, duplicates: 0, conflicts: 0, unwatched: 0, overflow: 0, rejected: {} }
+  readonly counters: IntakeCounters = { stored: 0, outside: 0, duplicates: 0, conflicts: 0, unwatched: 0, overflow: 0, outsideDropped: 0, rejected: {} }
   readonly #opts: ObservationIntakeOptions
   readonly #shards: number
   readonly #decoded = new WeakMap<Uint8Array, Observation>()
@@ -91,6 +103,8 @@ export class ObservationIntake implements NodeComponent {
   /** subject -> monitor -> number of watched contracts naming it. */
   readonly #named = new Map<PeerIdString, Map<PeerIdString, number>>()
   readonly #topics = new Map<string, { count: number; unsubscribe: () => void }>()
+  /** Outside observations stored per subject (read from the store on first use). */
+  readonly #outside = new Map<PeerIdString, number>()
   #queue: Promise<unknown> = Promise.resolve()
   #pending = 0
   #unregister: (() => void) | undefined
@@ -276,6 +290,14 @@ export class ObservationIntake implements NodeComponent {
       return 'conflict'
     }
     const counted = (this.#named.get(subject)?.get(obs.by) ?? 0) > 0
+    if (!counted) {
+      const held = await this.#outsideCount(subject)
+      if (held >= (this.#opts.maxOutsidePerSubject ?? INTAKE_MAX_OUTSIDE_PER_SUBJECT)) {
+        this.counters.outsideDropped++
+        return 'dropped'
+      }
+      this.#outside.set(subject, held + 1)
+    }
     const key = `${OBSERVATION_META_PREFIX}${counted ? 'c' : 'x'}/${subject}/${obs.by}/${pad(window.start)}/${pad(seq)}`
     await this.#opts.store.write({
       meta: [
@@ -286,6 +308,16 @@ export class ObservationIntake implements NodeComponent {
     if (counted) this.counters.stored++
     else this.counters.outside++
     return counted ? 'stored' : 'outside'
+  }
+
+  async #outsideCount(subject: PeerIdString): Promise<number> {
+    let n = this.#outside.get(subject)
+    if (n === undefined) {
+      n = 0
+      for await (const _ of this.#opts.store.metaEntries(`${OBSERVATION_META_PREFIX}x/${subject}/`)) n++
+      this.#outside.set(subject, n)
+    }
+    return n
   }
 
   async #promote(subject: PeerIdString, monitors: readonly PeerIdString[]): Promise<void> {
@@ -299,6 +331,8 @@ export class ObservationIntake implements NodeComponent {
         meta.push({ key: moved, value }, { key, value: null }, { key: `${OBSERVATION_META_PREFIX}s/${monitor}/${pad(seq)}`, value: encoder.encode(moved) })
       }
       if (meta.length > 0) await this.#opts.store.write({ meta })
+      const held = this.#outside.get(subject)
+      if (held !== undefined) this.#outside.set(subject, Math.max(0, held - meta.length / 3))
     }
   }
 }

@@ -185,7 +185,7 @@ class Node implements TallyNode {
     this.libp2p = libp2p
     this.log = logger(`tally:node:${identity.peerId.slice(-8)}`)
     this.offers = new OfferServer(libp2p, this.log.newScope('offer'))
-    this.discovery = new Discovery(libp2p, this.offers, { log: this.log.newScope('discovery'), ...config.discovery })
+    this.discovery = new Discovery(libp2p, this.offers, { log: this.log.newScope('discovery'), kBucketSize: config.dht.kBucketSize, ...config.discovery })
     this.gossip = new Gossip(libp2p.services.pubsub, identity.peerId, { log: this.log.newScope('gossip'), shards: config.gossip.observationShards })
   }
 

@@ -20,8 +20,18 @@ import type { Libp2p, Logger, PeerId } from '@libp2p/interface'
 import { logger } from '@libp2p/logger'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { type CID, decode, type Identity, type PeerIdString } from '@tally/core'
-import { type PairDescriptor, PairLog, pairDescriptorSchema, pairIdOf, parsePairDescriptor, type Store } from '@tally/lineage'
+import { type CID, decode, type EntryBlock, type Identity, type PeerIdString } from '@tally/core'
+import {
+  EquivocationError,
+  type EquivocationProof,
+  type PairDescriptor,
+  PairLog,
+  pairDescriptorSchema,
+  pairIdOf,
+  parsePairDescriptor,
+  type Store,
+  verifyEquivocationProof,
+} from '@tally/lineage'
 import { z } from 'zod'
 import { PeerUnreachableError, UnexpectedMessageError } from './errors.ts'
 import type { FrameStream, FrameStreamOptions } from './frames.ts'
@@ -101,6 +111,12 @@ export type PairSessionEvent =
   /** We declined a well-formed hello (a pair we do not serve). */
   | { type: 'refused'; pairId: string; peer: PeerIdString; code: string; message: string }
   | { type: 'ingested'; pairId: string; peer: PeerIdString; added: number }
+  /**
+   * The counterparty signed two different entries with one seq: the one we
+   * hold and one it sent (refused, the session cut off). `proof` is the
+   * self-proving equivocation proof anyone can check offline.
+   */
+  | { type: 'equivocation'; pairId: string; peer: PeerIdString; seq: number; proof: EquivocationProof }
 
 export interface PairSessionsOptions {
   node: PairSessionsNode
@@ -117,6 +133,8 @@ export interface PairSessionsOptions {
   limits?: Partial<PairLimits>
   log?: Logger
   onEvent?: (event: PairSessionEvent) => void
+  /** Where a counterparty's equivocation goes: issued as a warrant (kept and gossiped). Default: only the 'equivocation' event. */
+  warrants?: { reportEntries(x: EntryBlock, y: EntryBlock): Promise<unknown> }
 }
 
 export interface PairSessionsStats {
@@ -126,6 +144,8 @@ export interface PairSessionsStats {
   sessions: number
   /** Streams that lost the simultaneous-open race (refused here, or ours refused or superseded). */
   raced: number
+  /** Counterparty entries refused because they fork a chain we hold (each comes with a proof). */
+  equivocations: number
 }
 
 const storedPeerMetaSchema = z.strictObject({ pair: pairDescriptorSchema, addrs: z.array(z.string().max(512)).max(PAIR_MAX_ADDRS) })
@@ -136,7 +156,7 @@ function errorInfo(err: unknown): { code: string; message: string } {
 }
 
 export class PairSessions {
-  readonly stats: PairSessionsStats = { cutOff: {}, refused: 0, sessions: 0, raced: 0 }
+  readonly stats: PairSessionsStats = { cutOff: {}, refused: 0, sessions: 0, raced: 0, equivocations: 0 }
   readonly limits: PairLimits
   readonly #node: PairSessionsNode
   readonly #store: Store
@@ -147,6 +167,7 @@ export class PairSessions {
   readonly #resume: boolean
   readonly #log: Logger
   readonly #onEvent: ((event: PairSessionEvent) => void) | undefined
+  readonly #warrants: PairSessionsOptions['warrants']
   readonly #slots = new Map<string, PairSlot>()
   readonly #creating = new Map<string, Promise<PairSlot>>()
   readonly #ownedLogs = new Set<PairLog>()
@@ -167,6 +188,7 @@ export class PairSessions {
     this.#resume = opts.resume ?? true
     this.#log = opts.log ?? logger(`tally:pair:${this.#me.slice(-8)}`)
     this.#onEvent = opts.onEvent
+    this.#warrants = opts.warrants
     this.limits = { ...DEFAULT_PAIR_LIMITS, ...opts.limits }
     this.#outboundFrames = new PeerRateLimiter(this.limits.frameRate)
     this.#hooks = {
@@ -592,6 +614,7 @@ export class PairSessions {
       case 'fault':
         slot.lastError = { ...errorInfo(end.error), at: Date.now() }
         if (end.blame === 'peer') this.#cutOff(slot.key, slot.counterparty, end.error, slot)
+        if (end.error instanceof EquivocationError) this.#equivocation(slot, end.error)
         else if (end.blame === 'local') this.#log.error('%s failed: %s: %s', session.describe(), end.error.name, end.error.message)
         break
       case 'remote-error':
@@ -624,6 +647,23 @@ export class PairSessions {
     if (slot !== undefined) slot.counters.cutOffs++
     this.#log('cut off %s%s: %s: %s', peer, pairId === null ? '' : ` (pair ${pairId})`, err.name, err.message)
     this.#emit({ type: 'cut-off', pairId, peer, code: err.name, message: err.message })
+  }
+
+  /** The counterparty forked its chain: tell the owner, with the proof, and issue a warrant when a reporter is wired. */
+  #equivocation(slot: PairSlot, err: EquivocationError): void {
+    let seq: number
+    let a: EntryBlock
+    let b: EntryBlock
+    try {
+      ;({ seq, a, b } = verifyEquivocationProof(err.proof))
+    } catch (e) {
+      this.#log.error('equivocation by %s came with a proof that does not verify: %s', slot.counterparty, (e as Error).message)
+      return
+    }
+    this.stats.equivocations++
+    this.#log.error('%s signed two different entries #%d of pair %s', slot.counterparty, seq, slot.key)
+    this.#emit({ type: 'equivocation', pairId: slot.key, peer: slot.counterparty, seq, proof: err.proof })
+    this.#warrants?.reportEntries(a, b).catch((e: unknown) => this.#log.error('warrant against %s not issued: %s', slot.counterparty, (e as Error).message))
   }
 
   async #learnAddrs(slot: PairSlot): Promise<void> {

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import type { AbortOptions, Connection, DialTarget, Libp2p, Logger, PeerId, Stream } from '@libp2p/interface'
-import { DEFAULT_REPLY_TIMEOUT_MS } from './constants.ts'
+import { DEFAULT_REPLY_TIMEOUT_MS, REQUEST_CLOSE_GRACE_MS } from './constants.ts'
 import { FrameTimeoutError, PeerUnreachableError, RateLimitedError } from './errors.ts'
 import { FrameStream, type FrameStreamOptions } from './frames.ts'
 import { PeerRateLimiter, type RateLimit } from './rate-limit.ts'
@@ -78,7 +78,11 @@ export async function handleProtocol(
     })
     try {
       await handler({ remotePeer: connection.remotePeer, connection, frames, signal: controller.signal })
-      if (stream.status === 'open') await frames.close()
+      if (stream.status === 'open') {
+        await frames.close()
+        // A peer that keeps its side open after the exchange would hold the stream (and its per-connection slot) for good.
+        cutIfLeftOpen(frames, REQUEST_CLOSE_GRACE_MS)
+      }
     } catch (err) {
       const reason = err instanceof Error ? err : new Error(String(err))
       frames.abort(reason)
@@ -166,6 +170,7 @@ export async function requestResponse(host: ProtocolHost, peer: DialTarget, prot
     await frames.write(request, { signal })
     const response = await frames.readRequired('response', { signal })
     await frames.close({ signal })
+    cutIfLeftOpen(frames, REQUEST_CLOSE_GRACE_MS)
     return response
   } catch (err) {
     if (timeout.aborted && opts.signal?.aborted !== true) {
@@ -176,6 +181,23 @@ export async function requestResponse(host: ProtocolHost, peer: DialTarget, prot
     frames.abort(err instanceof Error ? err : new Error(String(err)))
     throw err
   }
+}
+
+/**
+ * After our half-close, the peer has `graceMs` to close its side; then the
+ * stream is cut. A peer that never closes would otherwise keep the stream,
+ * and its slot under `maxInboundStreams`/`maxOutboundStreams`, for the life
+ * of the connection.
+ */
+function cutIfLeftOpen(frames: FrameStream, graceMs: number): void {
+  const stream = frames.stream
+  if (stream.status !== 'open' && stream.status !== 'closing') return
+  const timer = setTimeout(() => {
+    if (stream.status === 'open' || stream.status === 'closing')
+      frames.abort(new FrameTimeoutError(`peer left its ${stream.protocol} stream open after the exchange`))
+  }, graceMs)
+  timer.unref?.()
+  stream.addEventListener('close', () => clearTimeout(timer), { once: true })
 }
 
 function describeTarget(peer: DialTarget): string {

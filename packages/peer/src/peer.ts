@@ -80,6 +80,8 @@ export class TallyPeer {
       // Every batch of the counterparty's entries must be legal transitions before it is stored.
       validate: (pair) => async (added) => (await this.engine(pair)).validate(added),
       accept: (pair, remote) => opts.acceptPair?.(pair, remote) ?? false,
+      // A counterparty that forks its chain is warranted: kept in our store and gossiped.
+      warrants: this.warrants,
       onEvent: (e) => {
         if (e.type === 'cut-off') this.log.warn('pair session cut off', { peer: e.peer, code: e.code, reason: e.message })
         else if (e.type === 'session-open') {

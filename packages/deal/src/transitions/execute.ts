@@ -24,8 +24,14 @@ import { monitorWeight } from '../rule.ts'
 import { type DealState, epochEnd, epochLimit, epochOf } from '../state.ts'
 import { type Outcome, requireAsset, requireDeal, requireRole, requireServing, requireSettling, type Step } from './common.ts'
 
-/** Most observations (named or not) the reducer keeps per epoch. */
+/**
+ * Most observations the reducer keeps per epoch from the contract's monitors,
+ * and, counted apart, from monitors it does not name. Apart, so that a party
+ * attaching outsiders' reports (Sybil identities cost nothing) can never use
+ * up the room the named monitors' evidence needs.
+ */
 export const MAX_OBSERVATIONS_PER_EPOCH = 256
+export const MAX_FOREIGN_OBSERVATIONS_PER_EPOCH = 256
 
 /** collateral: the provider bonds (more) collateral in the contract's collateral asset. */
 export function bond(step: Step, body: CollateralBody): Outcome {
@@ -129,11 +135,16 @@ export function attachObservation(step: Step, body: { deal: CID; observation: Ob
     })
   }
   const ep = epochOf(deal, e)
-  if (ep.observations.length + ep.foreign.length >= MAX_OBSERVATIONS_PER_EPOCH) {
-    throw new ObservationLimitError(`epoch ${e} already holds ${MAX_OBSERVATIONS_PER_EPOCH} observations`, { deal: deal.key, epoch: e })
+  const named = monitorWeight(terms.rule, obs.by) > 0
+  if (named ? ep.observations.length >= MAX_OBSERVATIONS_PER_EPOCH : ep.foreign.length >= MAX_FOREIGN_OBSERVATIONS_PER_EPOCH) {
+    const limit = named ? MAX_OBSERVATIONS_PER_EPOCH : MAX_FOREIGN_OBSERVATIONS_PER_EPOCH
+    throw new ObservationLimitError(`epoch ${e} already holds ${limit} observations from ${named ? 'named' : 'unnamed'} monitors`, {
+      deal: deal.key,
+      epoch: e,
+    })
   }
   let next = ep
-  if (monitorWeight(terms.rule, obs.by) === 0) {
+  if (!named) {
     next = { ...ep, foreign: [...ep.foreign, step.cid] }
   } else {
     const key = `${obs.by}#${obs.body.seq}`
