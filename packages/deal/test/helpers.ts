@@ -24,7 +24,12 @@ export const appealArbiter = Identity.fromSeed(seed(21))
 export const T0 = 1_700_000_000_000
 export const EPOCH = 60_000
 
-export function terms(over: Partial<ContractTerms> = {}): ContractTerms {
+/**
+ * The contract every test pair uses, naming the given monitors (weight 1
+ * each) and arbiter: shared by the deal tests, the node adversary suites,
+ * the fuzz fixtures and the benchmarks.
+ */
+export function termsNaming(monitorPeers: readonly string[], arbiterPeer: string, quorum: number, over: Partial<ContractTerms> = {}): ContractTerms {
   return {
     nonce: 'n-1',
     resources: { class: 'gpu.h100', count: 1 },
@@ -36,8 +41,8 @@ export function terms(over: Partial<ContractTerms> = {}): ContractTerms {
     sla: { availabilityBp: 9900, latencyP95Us: 50_000 },
     rule: {
       version: 1,
-      monitors: monitors.map((m) => ({ peer: m.peerId, weight: 1 })),
-      quorum: 2,
+      monitors: monitorPeers.map((peer) => ({ peer, weight: 1 })),
+      quorum,
       availability: { minBp: 9900 },
       latency: { maxP95Us: 50_000 },
       challenges: { identity: 'ignore', compute: 'ignore' },
@@ -45,14 +50,23 @@ export function terms(over: Partial<ContractTerms> = {}): ContractTerms {
       missing: 'hold',
       payment: 'full',
     },
-    arbiter: arbiter.peerId,
-    appealArbiter: appealArbiter.peerId,
+    arbiter: arbiterPeer,
+    appealArbiter: null,
     insurer: null,
-    collateral: { amount: 500, asset: 'USD' },
+    collateral: { amount: 0, asset: 'USD' },
     rail: 'ledger',
     timeouts: { answerMs: 30_000, evidenceGraceMs: 10_000, appealMs: 60_000 },
     ...over,
   }
+}
+
+export function terms(over: Partial<ContractTerms> = {}): ContractTerms {
+  return termsNaming(
+    monitors.map((m) => m.peerId),
+    arbiter.peerId,
+    2,
+    { appealArbiter: appealArbiter.peerId, collateral: { amount: 500, asset: 'USD' }, ...over },
+  )
 }
 
 export const workload: Workload = { command: ['/bin/sh', '-c', 'sleep 1'], env: {}, limits: { wallMs: 3_600_000, memoryBytes: 1 << 30 }, gpu: { count: 1 } }

@@ -12,17 +12,8 @@ import type { Logger, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { type CID, type EntryBlock, Identity } from '@tally/core'
-import {
-  type AttestationBody,
-  type ContractTerms,
-  type Observation,
-  type PairState,
-  type ReplayProblem,
-  reduce,
-  replay,
-  signObservation,
-  type Workload,
-} from '@tally/deal'
+import { termsNaming } from '../../../deal/test/helpers.ts'
+import { type ContractTerms, type Observation, type PairState, type ReplayProblem, reduce, replay, signObservation } from '@tally/deal'
 import type { PairDescriptor, PairLog } from '@tally/lineage'
 import {
   FrameStream,
@@ -219,64 +210,10 @@ export const EPOCH_MS = 60_000
 
 /** Contract terms naming `monitors` (weight 1 each, quorum 2 unless given) and an arbiter; usage required, missing evidence holds. */
 export function dealTerms(monitors: readonly string[], arbiter: string, over: Partial<ContractTerms> = {}): ContractTerms {
-  return {
-    nonce: `n-${Math.random().toString(36).slice(2)}`,
-    resources: { class: 'gpu.h100', count: 1 },
-    jurisdiction: 'DE',
-    price: { amount: 1000, asset: 'USD' },
-    epochMs: EPOCH_MS,
-    epochs: 4,
-    maxEpochs: 4,
-    sla: { availabilityBp: 9900, latencyP95Us: 50_000 },
-    rule: {
-      version: 1,
-      monitors: monitors.map((peer) => ({ peer, weight: 1 })),
-      quorum: Math.min(2, monitors.length),
-      availability: { minBp: 9900 },
-      latency: { maxP95Us: 50_000 },
-      challenges: { identity: 'ignore', compute: 'ignore' },
-      usage: 'required',
-      missing: 'hold',
-      payment: 'full',
-    },
-    arbiter,
-    appealArbiter: null,
-    insurer: null,
-    collateral: { amount: 0, asset: 'USD' },
-    rail: 'ledger',
-    timeouts: { answerMs: 30_000, evidenceGraceMs: 10_000, appealMs: 60_000 },
-    ...over,
-  }
+  return termsNaming(monitors, arbiter, Math.min(2, monitors.length), { nonce: `n-${Math.random().toString(36).slice(2)}`, epochMs: EPOCH_MS, ...over })
 }
 
-export const WORKLOAD: Workload = { command: ['/bin/sh', '-c', 'sleep 1'], env: {}, limits: { wallMs: 3_600_000, memoryBytes: 1 << 30 }, gpu: { count: 1 } }
-
-export function attestationBody(time: number): AttestationBody {
-  return {
-    v: 1,
-    time,
-    facts: {
-      hardwareClass: 'gpu.h100',
-      classSource: 'nvidia-smi',
-      gpus: [
-        {
-          name: 'NVIDIA H100 80GB HBM3',
-          model: 'h100',
-          uuid: 'GPU-0',
-          memoryBytes: 85_899_345_920,
-          driverVersion: '550.54.15',
-          pciBusId: '00000000:00:00.0',
-          source: 'nvidia-smi' as const,
-        },
-      ],
-      cpu: { model: 'AMD EPYC', logicalCores: 32, arch: 'x86_64', source: 'procfs' },
-      memory: { totalBytes: 1 << 30, source: 'procfs' },
-      kernel: { version: '6.8.0', source: 'procfs' },
-      probedAt: time,
-      notes: [],
-    },
-  }
-}
+export { attestationBody, workload as WORKLOAD } from '../../../deal/test/helpers.ts'
 
 /** `monitor`'s observation of `subject` covering the epoch [start, start + EPOCH_MS), `okPct` of 100 probes answered. */
 export function epochObservation(monitor: Identity, subject: string, start: number, okPct: number, seq: number, issuedAt = start + EPOCH_MS): Observation {
